@@ -1,0 +1,142 @@
+"""The ``onepin`` dlt source: workflows, runs and run steps of Onepin AI voice workflows.
+
+Tables (see README and design.md): ``workflows`` (merge on ``id``), ``runs`` (merge on ``id``)
+and ``run_steps`` (one row per node execution attempt, merge on ``id``; a run's steps are
+replaced as a unit through ``merge_key="run_id"`` with the delete-insert strategy).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import dlt
+from dlt.sources import DltResource
+
+from onepin_source.client import OnepinClient
+from onepin_source.config import parse_run_refs, resolve_credentials, validate_uuid
+from onepin_source.errors import ConfigError, OnepinNotFoundError
+from onepin_source.hints import RUN_HINTS, STEP_HINTS, WORKFLOW_HINTS
+from onepin_source.incremental import RunTracker
+from onepin_source.settings import DEFAULT_LOOKBACK_MINUTES
+from onepin_source.shaping import parse_ts, run_row, step_row, workflow_row
+
+__all__ = ["onepin_source"]
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which workflows and runs to load: every visible workflow unless ids are given."""
+
+    workflow_ids: tuple[str, ...] = ()
+    runs: dict[str, tuple[str, ...]] = field(default_factory=dict)  # workflow_id -> run ids
+
+    @property
+    def everything(self) -> bool:
+        return not self.workflow_ids and not self.runs
+
+    def lists_runs_of(self, workflow_id: str) -> bool:
+        return self.everything or workflow_id in self.workflow_ids
+
+
+@dlt.source(name="onepin", section="onepin", max_table_nesting=0)
+def onepin_source(
+    api_key: str | None = dlt.secrets.value,
+    base_url: str | None = dlt.config.value,
+    workspace_id: str | None = dlt.config.value,
+    workflow_ids: Sequence[str] | None = dlt.config.value,
+    runs: Sequence[str] | None = dlt.config.value,
+    since: str | None = dlt.config.value,
+    include_result: bool = True,
+    lookback_minutes: int = DEFAULT_LOOKBACK_MINUTES,
+) -> Sequence[DltResource]:
+    """Onepin workflows, runs and run steps, loaded incrementally.
+
+    Args:
+        api_key: Onepin API key (``op_live_...``); falls back to ``ONEPIN_API_KEY`` and the
+            official CLI's ``~/.onepin/credentials``.
+        base_url: API base URL; default ``https://api.onepin.ai`` (or ``ONEPIN_BASE_URL``).
+        workspace_id: Sent as ``X-Workspace-Id`` (or ``ONEPIN_WORKSPACE_ID``); optional.
+        workflow_ids: Workflows to load; default every workflow the key can see.
+        runs: Extra runs as ``WORKFLOW_ID/RUN_ID``, fetched by id on every load.
+        since: ISO-8601 lower bound on run ``created_at`` for the first load.
+        include_result: Ask for step ``result`` payloads (flattened into ``result__*``).
+        lookback_minutes: How far before the high-water mark runs are re-listed.
+
+    Returns:
+        The ``workflows``, ``runs`` and ``run_steps`` resources.
+    """
+    credentials = resolve_credentials(api_key, base_url, workspace_id)
+    since_ts = parse_ts(since) if since else None
+    if since and since_ts is None:
+        raise ConfigError(f"--since {since!r} is not an ISO-8601 datetime with a UTC offset; "
+                          "use e.g. 2026-01-31T00:00:00Z")
+    run_pairs = parse_run_refs(runs or [])
+    selection = Selection(
+        tuple(validate_uuid(w, "workflow id") for w in workflow_ids or []),
+        {wf: tuple(r for w, r in run_pairs if w == wf) for wf, _ in run_pairs},
+    )
+    client = OnepinClient(credentials)
+    lookback = timedelta(minutes=lookback_minutes)
+
+    workflows = dlt.resource(_workflows(client, selection), name="workflows",
+                             primary_key="id", write_disposition="merge", columns=WORKFLOW_HINTS)
+
+    @dlt.transformer(name="runs", primary_key="id", write_disposition="merge",
+                     columns=RUN_HINTS)
+    def runs_of(workflow: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Runs of one workflow: new ones, and those open at the last load (merge on ``id``)."""
+        workflow_id = workflow["id"]
+        for run_id in selection.runs.get(workflow_id, ()):
+            yield run_row(client.run(workflow_id, run_id), workflow_id)
+        if selection.lists_runs_of(workflow_id):
+            state = dlt.current.resource_state("runs").setdefault("workflows", {})
+            yield from _incremental_runs(client, workflow_id, state.setdefault(workflow_id, {}),
+                                         lookback=lookback, since=since_ts)
+
+    @dlt.transformer(name="run_steps", primary_key="id", merge_key="run_id",
+                     write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+                     columns=STEP_HINTS, parallelized=True)
+    def run_steps(run: dict[str, Any]) -> list[dict[str, Any]]:
+        """All steps of one run, replacing the run's previous steps (merge key ``run_id``)."""
+        steps = client.run_steps(run["workflow_id"], run["id"], include_result=include_result)
+        return [step_row(s, run["workflow_id"], run["id"]) for s in steps]
+
+    runs_resource = workflows | runs_of
+    return workflows, runs_resource, runs_resource | run_steps
+
+
+def _workflows(client: OnepinClient, selection: Selection) -> Iterator[dict[str, Any]]:
+    """Workflows (merge on ``id``): listed, or fetched by id when a selection is given."""
+    if selection.everything:
+        for page in client.workflows():
+            yield from (workflow_row(item) for item in page)
+        return
+    for workflow_id in dict.fromkeys(selection.workflow_ids + tuple(selection.runs)):
+        try:
+            yield workflow_row(client.workflow(workflow_id))
+        except OnepinNotFoundError:
+            raise ConfigError(f"workflow {workflow_id} not found (404): check the id and that "
+                              "the API key's workspace can see it") from None
+
+
+def _incremental_runs(client: OnepinClient, workflow_id: str, state: dict[str, Any], *,
+                      lookback: timedelta, since: Any) -> Iterator[dict[str, Any]]:
+    tracker = RunTracker(state, lookback=lookback, since=since)
+    for run in tracker.listed(client.runs_newest_first(workflow_id)):
+        tracker.loaded(run)
+        yield run_row(run, workflow_id)
+    for run_id in tracker.stale_open_ids():
+        try:
+            run = client.run(workflow_id, run_id)
+        except OnepinNotFoundError:
+            log.warning("run %s of workflow %s was open at the last load and is gone (404); "
+                        "it is no longer tracked", run_id, workflow_id)
+            continue
+        tracker.loaded(run)
+        yield run_row(run, workflow_id)
+    tracker.commit()

@@ -1,0 +1,194 @@
+"""HTTP access to the Onepin API through dlt's REST client: auth, paging, retries, errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from dlt.sources.helpers.requests import Client
+from dlt.sources.helpers.rest_client import RESTClient
+from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
+from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
+from requests import RequestException, Response
+
+from onepin_source.config import Credentials
+from onepin_source.errors import OnepinApiError, OnepinAuthError, OnepinNotFoundError
+from onepin_source.settings import (
+    API_PREFIX,
+    PAGE_SIZE,
+    REQUEST_BACKOFF_FACTOR,
+    REQUEST_MAX_ATTEMPTS,
+    REQUEST_MAX_RETRY_DELAY_S,
+    REQUEST_TIMEOUT_S,
+)
+
+log = logging.getLogger(__name__)
+USER_AGENT = "onepin-dlt/0.1"
+# What the official SDK retries (minus 409, which on reads means "not ready", not "try again").
+RETRY_STATUSES = (408, 429, *range(500, 600))
+
+
+def _is_malformed_json(response: Response | None, exc: BaseException | None) -> bool:
+    """Retry a 200 whose JSON body is cut short (a proxy hiccup), like a 5xx."""
+    if response is None or response.status_code != 200:
+        return False
+    try:
+        json.loads(response.content)
+    except ValueError:
+        return True
+    return False
+
+
+class OnepinClient:
+    """A thin, typed face over :class:`RESTClient` for the read endpoints this source uses."""
+
+    def __init__(self, credentials: Credentials, *, max_connections: int = 50,
+                 max_attempts: int = REQUEST_MAX_ATTEMPTS) -> None:
+        headers = {"User-Agent": USER_AGENT}
+        if credentials.workspace_id:
+            headers["X-Workspace-Id"] = credentials.workspace_id
+        session = Client(
+            request_timeout=REQUEST_TIMEOUT_S,
+            max_connections=max_connections,
+            raise_for_status=False,
+            request_max_attempts=max_attempts,
+            request_backoff_factor=REQUEST_BACKOFF_FACTOR,
+            request_max_retry_delay=REQUEST_MAX_RETRY_DELAY_S,
+            status_codes=RETRY_STATUSES,
+            retry_condition=_is_malformed_json,
+        ).session
+        self._rest = RESTClient(base_url=credentials.base_url + API_PREFIX, headers=headers,
+                                auth=BearerTokenAuth(credentials.api_key), session=session,
+                                data_selector="data")
+
+    # ---- primitives --------------------------------------------------------------------------
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET ``path`` and return the envelope's ``data``."""
+        try:
+            response = self._rest.get(path, params=params)
+        except RequestException as exc:
+            raise OnepinApiError(f"cannot reach the Onepin API at {path}: "
+                                 f"{type(exc).__name__} after retries; check the base URL and "
+                                 "network, then run the load again", endpoint=path) from None
+        return self._data(response, path)
+
+    def paginate(self, path: str, params: dict[str, Any] | None = None) -> Iterator[list[Any]]:
+        """Offset/limit paging with ``limit=100`` until ``pagination.total`` or an empty page."""
+        paginator = OffsetPaginator(limit=PAGE_SIZE, total_path="pagination.total",
+                                    stop_after_empty_page=True)
+        try:
+            for page in self._rest.paginate(path, params=params, paginator=paginator,
+                                            hooks={"response": [self._check]}):
+                yield list(page)
+        except RequestException as exc:
+            raise OnepinApiError(f"cannot reach the Onepin API at {path}: "
+                                 f"{type(exc).__name__} after retries; check the base URL and "
+                                 "network, then run the load again", endpoint=path) from None
+
+    def _check(self, response: Response, *args: Any, **kwargs: Any) -> None:
+        if response.status_code >= 400:
+            raise _api_error(response, _endpoint(response))
+        _json_body(response, _endpoint(response))
+
+    def _data(self, response: Response, path: str) -> Any:
+        if response.status_code >= 400:
+            raise _api_error(response, path)
+        body = _json_body(response, path)
+        if not isinstance(body, dict) or "data" not in body:
+            raise OnepinApiError(f"unexpected response from {path}: no 'data' envelope "
+                                 f"(request id {_request_id(body)})", endpoint=path)
+        return body["data"]
+
+    # ---- endpoints ---------------------------------------------------------------------------
+    def whoami(self) -> dict[str, Any]:
+        return dict(self.get("/auth/whoami"))
+
+    def workflows(self) -> Iterator[list[dict[str, Any]]]:
+        return self.paginate("/workflows", {"sort": "name", "order": "asc"})
+
+    def workflow(self, workflow_id: str) -> dict[str, Any]:
+        return dict(self.get(f"/workflows/{workflow_id}"))
+
+    def runs_newest_first(self, workflow_id: str) -> Iterator[list[dict[str, Any]]]:
+        return self.paginate(f"/workflows/{workflow_id}/runs",
+                             {"sort": "created_at", "order": "desc"})
+
+    def run(self, workflow_id: str, run_id: str) -> dict[str, Any]:
+        return dict(self.get(f"/workflows/{workflow_id}/runs/{run_id}"))
+
+    def run_steps(self, workflow_id: str, run_id: str, *,
+                  include_result: bool) -> list[dict[str, Any]]:
+        params = {"include_result": "true" if include_result else "false"}
+        data = self.get(f"/workflows/{workflow_id}/runs/{run_id}/steps", params)
+        if not isinstance(data, list):
+            raise OnepinApiError(f"unexpected steps response for run {run_id}: 'data' is not a "
+                                 "list", endpoint="steps")
+        return data
+
+    def runs_summary(self, workflow_id: str) -> dict[str, Any]:
+        return dict(self.get(f"/workflows/{workflow_id}/runs/summary"))
+
+
+def _endpoint(response: Response) -> str:
+    path = (response.request.path_url if response.request else "") or ""
+    return path.split("?")[0].removeprefix(API_PREFIX)
+
+
+def _json_body(response: Response, path: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise OnepinApiError(f"malformed JSON from {path} (HTTP {response.status_code}) after "
+                             "retries; try again later", status=response.status_code,
+                             endpoint=path) from None
+
+
+def _request_id(body: Any) -> str:
+    meta = body.get("meta") if isinstance(body, dict) else None
+    return str(meta.get("request_id")) if isinstance(meta, dict) else "unknown"
+
+
+def _api_error(response: Response, path: str) -> OnepinApiError:
+    """Turn an error answer (either documented body shape, or HTML) into a clear exception."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    code, message = _error_fields(body)
+    status = response.status_code
+    text = f"Onepin API {status}{' ' + code if code else ''} on {path}: {message or response.reason}"
+    text += f" (request id {_request_id(body)})"
+    kwargs: dict[str, Any] = {"status": status, "code": code, "endpoint": path,
+                              "request_id": _request_id(body)}
+    if status in (401, 403):
+        hint = ("check the API key (ONEPIN_API_KEY / SOURCES__ONEPIN__API_KEY)" if status == 401
+                else "check the key's scopes (workflows:read) and ONEPIN_WORKSPACE_ID")
+        return OnepinAuthError(f"{text}; {hint}", **kwargs)
+    if status == 404:
+        return OnepinNotFoundError(f"{text}; check the id and that the key's workspace can see it",
+                                   **kwargs)
+    return OnepinApiError(text, **kwargs)
+
+
+def _error_fields(body: Any) -> tuple[str | None, str | None]:
+    """``{error: {code, message, details}}``, flat ``{code, message}`` or FastAPI ``{detail}``."""
+    if not isinstance(body, dict):
+        return None, None
+    error = body.get("error")
+    if isinstance(error, dict):
+        details = error.get("details") or []
+        extra = "; ".join(f"{d.get('field')}: {d.get('message')}" for d in details
+                          if isinstance(d, dict))
+        message = str(error.get("message") or "")
+        return error.get("code"), f"{message} ({extra})" if extra and extra not in message \
+            else message
+    detail = body.get("detail")
+    if isinstance(detail, list):
+        parts = [f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}" for d in detail
+                 if isinstance(d, dict)]
+        return "VALIDATION_ERROR", "; ".join(parts)
+    if body.get("message") or isinstance(detail, str):
+        return body.get("code"), str(body.get("message") or detail)
+    return None, None

@@ -1,0 +1,44 @@
+"""Column type hints: columns that can be all-null in a first load still exist from it on.
+
+Names are dlt-normalized (snake_case, ``__`` for nesting). Without a hint dlt drops a column
+that received only nulls, and an analyst's query of ``run_steps.error`` would fail until the
+first failure is loaded.
+"""
+
+from __future__ import annotations
+
+from dlt.common.schema.typing import TColumnSchema, TDataType
+
+
+def _hints(types: dict[str, TDataType]) -> dict[str, TColumnSchema]:
+    return {name: {"data_type": data_type, "nullable": name != "id"}
+            for name, data_type in types.items()}
+
+
+_RUN_STATUSES = ("pending", "running", "completed", "failed", "cancelled", "paused")
+
+WORKFLOW_HINTS = _hints({
+    "id": "text", "user_id": "text", "name": "text", "name_source": "text",
+    "description": "text", "created_at": "timestamp", "updated_at": "timestamp",
+    "runs_count": "bigint", "last_run_at": "timestamp", "last_run_status": "text",
+    **{f"run_status_counts__{s}": "bigint" for s in _RUN_STATUSES},
+})
+
+RUN_HINTS = _hints({
+    "id": "text", "workflow_id": "text", "status": "text", "run_number": "bigint",
+    "created_at": "timestamp", "started_at": "timestamp", "completed_at": "timestamp",
+    "pause_requested_at": "timestamp", "paused_at": "timestamp", "paused_ms": "bigint",
+    "pause_reason": "text", "pause_error": "text", "total_nodes": "bigint",
+    "total_steps": "bigint", "finished_steps": "bigint", "finished_nodes": "bigint",
+    "credits": "bigint", "output_line_count": "bigint", "delivered_audio_ms": "bigint",
+    "triggered_by__user_id": "text", "triggered_by__user_name": "text",
+    "duration_ms": "bigint", "active_duration_ms": "bigint",
+})
+
+STEP_HINTS = _hints({
+    "id": "text", "workflow_id": "text", "run_id": "text", "node_id": "text",
+    "node_type": "text", "node_display_name": "text", "status": "text", "iteration": "bigint",
+    "started_at": "timestamp", "completed_at": "timestamp", "duration_ms": "bigint",
+    "has_result": "bool", "active_ports": "json", "locales": "json", "pause_reason": "text",
+    "pause_error": "text", "error": "text",
+})

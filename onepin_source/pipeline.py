@@ -1,0 +1,143 @@
+"""Building the dlt pipeline for a destination and running a load safely.
+
+What this adds to ``pipeline.run``: DuckDB file names that cannot collide with the dataset,
+pending packages finished *before* new data is extracted (dlt's default would load only the
+pending package and skip new data), bounded retries of a load blocked by a DuckDB lock, and
+exceptions mapped to the CLI's exit codes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.pipeline import LoadInfo
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from onepin_source.errors import ConfigError, DestinationError, OnepinError
+from onepin_source.settings import (
+    DEFAULT_DATASET,
+    DEFAULT_DUCKDB_PATH,
+    DEFAULT_PARQUET_DIR,
+    DEFAULT_PIPELINE_NAME,
+)
+
+log = logging.getLogger(__name__)
+LOCK_RETRIES = 3  # a reader (a notebook) usually lets go of the DuckDB file within seconds
+LOCK_RETRY_WAIT_S = 2.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a load goes. ``destination`` is ``duckdb``, ``parquet`` or any dlt destination."""
+
+    destination: str = "duckdb"
+    duckdb_path: str = DEFAULT_DUCKDB_PATH
+    parquet_dir: str = DEFAULT_PARQUET_DIR
+    dataset: str = DEFAULT_DATASET
+    pipeline_name: str = DEFAULT_PIPELINE_NAME
+    pipelines_dir: str | None = None
+
+    def check(self) -> None:
+        """Refuse a DuckDB file whose stem equals the dataset name (DuckDB cannot tell them
+        apart: "Ambiguous reference to catalog or schema")."""
+        if self.destination == "duckdb" and Path(self.duckdb_path).stem == self.dataset:
+            raise ConfigError(f"DuckDB file {self.duckdb_path!r} has the same name as the dataset "
+                              f"{self.dataset!r}, which DuckDB cannot tell apart; choose another "
+                              "--duckdb-path or --dataset")
+
+    def dlt_destination(self) -> Any:
+        if self.destination == "duckdb":
+            return dlt.destinations.duckdb(str(Path(self.duckdb_path).absolute()))
+        if self.destination == "parquet":
+            url = self.parquet_dir
+            if "://" not in url:
+                url = str(Path(url).absolute())
+            return dlt.destinations.filesystem(bucket_url=url)
+        return self.destination
+
+    def pipeline(self, *, progress: str | None = None) -> dlt.Pipeline:
+        self.check()
+        kwargs: dict[str, Any] = {}
+        if self.pipelines_dir:
+            kwargs["pipelines_dir"] = self.pipelines_dir
+        if progress:
+            kwargs["progress"] = progress
+        return dlt.pipeline(pipeline_name=self.pipeline_name, destination=self.dlt_destination(),
+                            dataset_name=self.dataset, **kwargs)
+
+
+def run_load(pipeline: dlt.Pipeline, source: Any, *, full_refresh: bool = False) -> LoadInfo:
+    """Finish any pending package, then extract, normalize and load ``source``."""
+    try:
+        if pipeline.has_pending_data:
+            log.warning("finishing a load package left pending by an earlier run")
+            _with_lock_retries(pipeline, lambda: (pipeline.normalize(), pipeline.load()))
+        info: LoadInfo = _with_lock_retries(
+            pipeline, lambda: pipeline.run(source, refresh="drop_sources" if full_refresh
+                                           else None),
+            resume=lambda: pipeline.load())
+        return info
+    except PipelineStepFailed as exc:
+        raise _translate(exc) from None
+
+
+def _with_lock_retries(pipeline: dlt.Pipeline, action: Any, resume: Any = None) -> Any:
+    """Run ``action``; if the load step fails, retry loading (``resume``) a few times."""
+    try:
+        return action()
+    except PipelineStepFailed as exc:
+        if exc.step != "load" or _user_error(exc) is not None:
+            raise
+        last = exc
+    for attempt in range(1, LOCK_RETRIES + 1):
+        log.warning("load failed (%s); retry %d of %d in %.0f s", _root(last), attempt,
+                    LOCK_RETRIES, LOCK_RETRY_WAIT_S)
+        time.sleep(LOCK_RETRY_WAIT_S)
+        try:
+            return (resume or pipeline.load)()
+        except PipelineStepFailed as exc:
+            last = exc
+    raise last
+
+
+def _root(exc: BaseException) -> BaseException:
+    seen = exc
+    while True:
+        inner = getattr(seen, "exception", None) or seen.__cause__ or seen.__context__
+        if inner is None or inner is seen:
+            return seen
+        seen = inner
+
+
+def _user_error(exc: BaseException) -> OnepinError | None:
+    current: BaseException | None = exc
+    for _ in range(20):
+        if current is None:
+            return None
+        if isinstance(current, OnepinError):
+            return current
+        current = getattr(current, "exception", None) or current.__cause__ or current.__context__
+    return None
+
+
+def _translate(exc: PipelineStepFailed) -> OnepinError:
+    found = _user_error(exc)
+    if found is not None:
+        return found
+    root = _root(exc)
+    if exc.step == "load":
+        return DestinationError(f"could not write to the destination: {_one_line(root)}; if "
+                                "another program (a notebook, the duckdb CLI) holds the file, "
+                                "close it and run the load again: nothing is lost, the pending "
+                                "data is loaded first")
+    return DestinationError(f"{exc.step} step failed: {_one_line(root)}")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"

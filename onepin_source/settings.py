@@ -1,0 +1,18 @@
+"""Constants of the Onepin API and of this source, each with its reason."""
+
+DEFAULT_BASE_URL = "https://api.onepin.ai"
+API_PREFIX = "/api/v1"
+PAGE_SIZE = 100  # the API rejects limit > 100 with 422
+TERMINAL_RUN_STATUSES = frozenset({"completed", "failed", "cancelled"})  # runs that never change
+DEFAULT_LOOKBACK_MINUTES = 10  # re-list runs created this long before the mark: late arrivals
+REQUEST_TIMEOUT_S = 60.0  # the official SDK's default
+REQUEST_MAX_ATTEMPTS = 6  # 1 try + 5 retries on 429/5xx/connection errors
+REQUEST_BACKOFF_FACTOR = 0.5  # exponential backoff base (s) when no Retry-After is sent
+REQUEST_MAX_RETRY_DELAY_S = 60.0  # the SDK caps Retry-After at 60 s too
+DEFAULT_DATASET = "onepin"
+DEFAULT_PIPELINE_NAME = "onepin"
+# Not "onepin.duckdb": a DuckDB file whose stem equals the dataset name makes DuckDB fail with
+# "Ambiguous reference to catalog or schema".
+DEFAULT_DUCKDB_PATH = "onepin_etl.duckdb"
+DEFAULT_PARQUET_DIR = "onepin_data"
+CREDENTIALS_FILE = "~/.onepin/credentials"  # the official Onepin CLI's TOML credentials
