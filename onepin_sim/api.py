@@ -365,7 +365,7 @@ def run_steps(req: Request, workflow_id: str, run_id: str) -> dict[str, Any]:
     data = [_step(req, run, i, include_result=include) for i, s in enumerate(run.steps)
             if (node_type is None or s.plan.node.node_type == node_type)
             and (node_id is None or s.plan.node.node_id == node_id)]
-    return {"data": data}
+    return {"data": [step for step in data if step["id"] not in req.world.hidden_steps]}
 
 
 def run_overview(req: Request, workflow_id: str, run_id: str) -> dict[str, Any]:

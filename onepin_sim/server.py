@@ -64,8 +64,9 @@ class Simulator:
         self.faults.update(knobs)
 
     def start(self) -> Simulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="onepin-sim")
+        # A short poll interval makes stop() quick: tests start and stop many simulators.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True, name="onepin-sim")
         self._thread.start()
         return self
 

@@ -172,6 +172,8 @@ class World:
         # Plans are pure functions of their indices; the cache only saves time.
         self.plan = functools.lru_cache(maxsize=100_000)(self._make_plan)  # type: ignore[method-assign]
         self.nodes = functools.lru_cache(maxsize=None)(self._make_nodes)  # type: ignore[method-assign]
+        # Step ids the API no longer returns: upstream deletions, set by tests.
+        self.hidden_steps: set[str] = set()
 
     # ---- workflows ---------------------------------------------------------------------------
     def workflow_id(self, wf: int) -> str:

@@ -102,7 +102,7 @@ def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
                            since=since, include_result=not no_results,
                            lookback_minutes=lookback_minutes)
     pipeline = target.pipeline(progress=progress)
-    info = run_load(pipeline, source, full_refresh=full_refresh)
+    info = run_load(pipeline, source, full_refresh=full_refresh, file_format=target.file_format)
     counts = pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace else {}
     where = duckdb_path if destination == "duckdb" else \
         parquet_dir if destination == "parquet" else destination

@@ -60,6 +60,11 @@ class Target:
             return dlt.destinations.filesystem(bucket_url=url)
         return self.destination
 
+    @property
+    def file_format(self) -> str | None:
+        """Parquet files for the parquet destination (dlt's filesystem default is JSONL)."""
+        return "parquet" if self.destination == "parquet" else None
+
     def pipeline(self, *, progress: str | None = None) -> dlt.Pipeline:
         self.check()
         kwargs: dict[str, Any] = {}
@@ -71,15 +76,16 @@ class Target:
                             dataset_name=self.dataset, **kwargs)
 
 
-def run_load(pipeline: dlt.Pipeline, source: Any, *, full_refresh: bool = False) -> LoadInfo:
+def run_load(pipeline: dlt.Pipeline, source: Any, *, full_refresh: bool = False,
+             file_format: str | None = None) -> LoadInfo:
     """Finish any pending package, then extract, normalize and load ``source``."""
     try:
         if pipeline.has_pending_data:
             log.warning("finishing a load package left pending by an earlier run")
             _with_lock_retries(pipeline, lambda: (pipeline.normalize(), pipeline.load()))
         info: LoadInfo = _with_lock_retries(
-            pipeline, lambda: pipeline.run(source, refresh="drop_sources" if full_refresh
-                                           else None),
+            pipeline, lambda: pipeline.run(source, loader_file_format=file_format,  # type: ignore[arg-type]
+                                           refresh="drop_sources" if full_refresh else None),
             resume=lambda: pipeline.load())
         return info
     except PipelineStepFailed as exc:

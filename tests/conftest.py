@@ -30,6 +30,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in list(os.environ):
         if name.startswith(("ONEPIN_", "SOURCES__", "DESTINATION__", "RUNTIME__")):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("RUNTIME__DLT_TELEMETRY", "false")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
     monkeypatch.chdir(tmp_path)
