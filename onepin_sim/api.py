@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from onepin_sim.clock import iso_ms, parse_iso_ms
 from onepin_sim.ids import is_uuid, make_id, parse_id
-from onepin_sim.world import RUN_STATUSES, TERMINAL, NODE_TYPES, WORKFLOW_NAMES, RunAt, World
+from onepin_sim.world import NODE_TYPES, RUN_STATUSES, TERMINAL, WORKFLOW_NAMES, RunAt, World
 
 Query = dict[str, list[str]]
 MAX_LIMIT = 100
@@ -279,8 +279,15 @@ def _sort_workflows(req: Request, items: list[dict[str, Any]]) -> list[dict[str,
         order = orders[pos] if pos < len(orders) else defaults[field]
         if order not in ("asc", "desc"):
             raise _invalid("order", "must be asc or desc")
-        items.sort(key=lambda i, f=field: (i[f] is None, i[f] or 0), reverse=order == "desc")
+        items.sort(key=_sort_key(field), reverse=order == "desc")
     return items
+
+
+def _sort_key(field: str) -> Callable[[dict[str, Any]], tuple[bool, Any]]:
+    def key(item: dict[str, Any]) -> tuple[bool, Any]:
+        return item[field] is None, item[field] or 0
+
+    return key
 
 
 def get_workflow(req: Request, workflow_id: str) -> dict[str, Any]:

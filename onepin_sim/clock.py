@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # The simulated world begins here; runs are spread forward from it.
-EPOCH = datetime(2026, 1, 5, tzinfo=timezone.utc)
+EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
 EPOCH_MS = int(EPOCH.timestamp() * 1000)
 
 
@@ -36,7 +36,7 @@ class SimClock:
 
 def iso_ms(ms: int) -> str:
     """Format epoch milliseconds as the API does: ISO-8601 UTC with a ``Z``."""
-    dt = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 

@@ -10,8 +10,8 @@ import random
 from typing import Any
 
 LOCALES = ("en-US", "ko-KR", "de-DE", "es-MX", "ja-JP", "fr-FR")
-SAMPLES = ("안녕하세요, 무엇을 도와드릴까요?", "Grüß Gott — willkommen!", "¿Dónde está la estación?",
-           "こんにちは、世界", "Ça va très bien 🎧")
+SAMPLES = ("안녕하세요, 무엇을 도와드릴까요?", "Grüß Gott — willkommen!",
+           "¿Dónde está la estación?", "こんにちは、世界", "Ça va très bien 🎧")
 LARGE_RESULT_SHARE = 0.003  # ~0.3% of steps carry a ~100 kB transcript
 DRIFT_SHARE = 0.04  # recordsProcessed comes back as text ("1.2k") this often
 

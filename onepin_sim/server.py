@@ -55,7 +55,7 @@ class Simulator:
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def advance(self, seconds: float) -> int:
         return self.clock.advance(seconds)

@@ -170,8 +170,8 @@ class World:
         self.users = [(uuid_from(config.seed, "user", i), name) for i, (name, _) in
                       enumerate(USERS)]
         # Plans are pure functions of their indices; the cache only saves time.
-        self.plan = functools.lru_cache(maxsize=100_000)(self._make_plan)  # type: ignore[method-assign]
-        self.nodes = functools.lru_cache(maxsize=None)(self._make_nodes)  # type: ignore[method-assign]
+        self.plan = functools.lru_cache(maxsize=100_000)(self._make_plan)
+        self.nodes = functools.lru_cache(maxsize=None)(self._make_nodes)
         # Step ids the API no longer returns: upstream deletions, set by tests.
         self.hidden_steps: set[str] = set()
 
@@ -202,7 +202,7 @@ class World:
             "nodes": [{"id": n.node_id, "type": n.node_type, "category": n.category,
                        "data": {"label": n.display_name}} for n in nodes],
             "edges": [{"source": a.node_id, "target": b.node_id}
-                      for a, b in zip(nodes, nodes[1:])],
+                      for a, b in zip(nodes, nodes[1:], strict=False)],
             "execution": {"max_retries": 2, "node_timeout_s": 300},
         }
 

@@ -100,7 +100,8 @@ def onepin_source(
 
     @dlt.transformer(name="run_steps", primary_key="id", merge_key="run_id",
                      write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-                     columns=STEP_HINTS, parallelized=True)
+                     columns=STEP_HINTS, parallelized=True)  # type: ignore[call-overload]
+    # (dlt's transformer overloads omit the merge-strategy dict that its resource() accepts)
     def run_steps(run: dict[str, Any]) -> list[dict[str, Any]]:
         """All steps of one run, replacing the run's previous steps (merge key ``run_id``)."""
         steps = client.run_steps(run["workflow_id"], run["id"], include_result=include_result)

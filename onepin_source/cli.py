@@ -103,7 +103,8 @@ def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
                            lookback_minutes=lookback_minutes)
     pipeline = target.pipeline(progress=progress)
     info = run_load(pipeline, source, full_refresh=full_refresh, file_format=target.file_format)
-    counts = pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace else {}
+    normalized = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
+    counts = normalized.row_counts if normalized else {}
     where = duckdb_path if destination == "duckdb" else \
         parquet_dir if destination == "parquet" else destination
     rows = ", ".join(f"{counts.get(t, 0)} {t}" for t in ("workflows", "runs", "run_steps"))

@@ -158,7 +158,8 @@ def _api_error(response: Response, path: str) -> OnepinApiError:
         body = None
     code, message = _error_fields(body)
     status = response.status_code
-    text = f"Onepin API {status}{' ' + code if code else ''} on {path}: {message or response.reason}"
+    label = f"{status} {code}" if code else str(status)
+    text = f"Onepin API {label} on {path}: {message or response.reason}"
     text += f" (request id {_request_id(body)})"
     kwargs: dict[str, Any] = {"status": status, "code": code, "endpoint": path,
                               "request_id": _request_id(body)}

@@ -72,20 +72,24 @@ class Target:
             kwargs["pipelines_dir"] = self.pipelines_dir
         if progress:
             kwargs["progress"] = progress
-        return dlt.pipeline(pipeline_name=self.pipeline_name, destination=self.dlt_destination(),
-                            dataset_name=self.dataset, **kwargs)
+        pipeline: dlt.Pipeline = dlt.pipeline(
+            pipeline_name=self.pipeline_name, destination=self.dlt_destination(),
+            dataset_name=self.dataset, **kwargs)
+        return pipeline
 
 
 def run_load(pipeline: dlt.Pipeline, source: Any, *, full_refresh: bool = False,
              file_format: str | None = None) -> LoadInfo:
     """Finish any pending package, then extract, normalize and load ``source``."""
+    options: dict[str, Any] = {"loader_file_format": file_format}
+    if full_refresh:
+        options["refresh"] = "drop_sources"
     try:
         if pipeline.has_pending_data:
             log.warning("finishing a load package left pending by an earlier run")
             _with_lock_retries(pipeline, lambda: (pipeline.normalize(), pipeline.load()))
         info: LoadInfo = _with_lock_retries(
-            pipeline, lambda: pipeline.run(source, loader_file_format=file_format,  # type: ignore[arg-type]
-                                           refresh="drop_sources" if full_refresh else None),
+            pipeline, lambda: pipeline.run(source, **options),
             resume=lambda: pipeline.load())
         return info
     except PipelineStepFailed as exc:

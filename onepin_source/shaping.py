@@ -57,7 +57,7 @@ def workflow_row(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_row(item: dict[str, Any], workflow_id: str) -> dict[str, Any]:
-    """A runs row: list-item fields plus ``workflow_id``, ``duration_ms``, ``active_duration_ms``."""
+    """A runs row: list-item fields + ``workflow_id``, ``duration_ms``, ``active_duration_ms``."""
     # Objects that are null (usage_summary of a pending run) have no columns to fill.
     row = {k: v for k, v in item.items()
            if k not in RUN_DETAIL_ONLY and not (v is None and k in NULLABLE_OBJECTS)}

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pytest
 
 from onepin_sim import Simulator
 from tests.conftest import SMALL, api_get, api_snapshot
