@@ -53,6 +53,7 @@ def onepin_source(
     since: str | None = dlt.config.value,
     include_result: bool = True,
     lookback_minutes: int = DEFAULT_LOOKBACK_MINUTES,
+    target_key: str | None = None,
 ) -> Sequence[DltResource]:
     """Onepin workflows, runs and run steps, loaded incrementally.
 
@@ -66,6 +67,9 @@ def onepin_source(
         since: ISO-8601 lower bound on run ``created_at`` for the first load.
         include_result: Ask for step ``result`` payloads (flattened into ``result__*``).
         lookback_minutes: How far before the high-water mark runs are re-listed.
+        target_key: Identity of the destination (file, folder, dataset). When it differs from
+            the one the state was built for, the marks start over (a full, idempotent reload)
+            instead of skipping data the new destination never received.
 
     Returns:
         The ``workflows``, ``runs`` and ``run_steps`` resources.
@@ -94,7 +98,7 @@ def onepin_source(
         for run_id in selection.runs.get(workflow_id, ()):
             yield run_row(client.run(workflow_id, run_id), workflow_id)
         if selection.lists_runs_of(workflow_id):
-            state = dlt.current.resource_state("runs").setdefault("workflows", {})
+            state = _workflow_states(target_key)
             yield from _incremental_runs(client, workflow_id, state.setdefault(workflow_id, {}),
                                          lookback=lookback, since=since_ts)
 
@@ -109,6 +113,18 @@ def onepin_source(
 
     runs_resource = workflows | runs_of
     return workflows, runs_resource, runs_resource | run_steps
+
+
+def _workflow_states(target_key: str | None) -> dict[str, Any]:
+    runs_state = dlt.current.resource_state("runs")
+    if target_key and runs_state.get("target") not in (None, target_key):
+        log.warning("this pipeline last loaded into another destination; starting the "
+                    "incremental marks over")
+        runs_state["workflows"] = {}
+    if target_key:
+        runs_state["target"] = target_key
+    workflows: dict[str, Any] = runs_state.setdefault("workflows", {})
+    return workflows
 
 
 def _workflows(client: OnepinClient, selection: Selection) -> Iterator[dict[str, Any]]:

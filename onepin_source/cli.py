@@ -84,14 +84,16 @@ def target_options(func: F) -> F:
               show_default=True, help="Re-list runs created this long before the mark.")
 @click.option("--progress", type=click.Choice(["log", "tqdm", "enlighten", "alive_progress"]),
               help="Show dlt's progress while loading.")
-@click.option("--pipeline-name", default=DEFAULT_PIPELINE_NAME, show_default=True)
+@click.option("--pipeline-name",
+              help=f"dlt pipeline name (default {DEFAULT_PIPELINE_NAME}, or "
+                   f"{DEFAULT_PIPELINE_NAME}_<destination> for other destinations).")
 @click.option("--pipelines-dir", type=click.Path(file_okay=False),
               help="dlt's working folder (default ~/.dlt/pipelines).")
 @user_errors
 def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
          workflows: tuple[str, ...], runs: tuple[str, ...], since: str | None,
          no_results: bool, full_refresh: bool, lookback_minutes: int, progress: str | None,
-         pipeline_name: str, pipelines_dir: str | None) -> None:
+         pipeline_name: str | None, pipelines_dir: str | None) -> None:
     """Load workflows, runs and run steps incrementally."""
     from onepin_source import onepin_source
     from onepin_source.pipeline import Target, run_load
@@ -100,7 +102,7 @@ def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     target.check()
     source = onepin_source(workflow_ids=list(workflows) or None, runs=list(runs) or None,
                            since=since, include_result=not no_results,
-                           lookback_minutes=lookback_minutes)
+                           lookback_minutes=lookback_minutes, target_key=target.key)
     pipeline = target.pipeline(progress=progress)
     info = run_load(pipeline, source, full_refresh=full_refresh, file_format=target.file_format)
     normalized = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
@@ -110,6 +112,57 @@ def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     rows = ", ".join(f"{counts.get(t, 0)} {t}" for t in ("workflows", "runs", "run_steps"))
     out.print(f"Loaded {rows} into {where} (dataset {dataset}); "
               f"{len(info.loads_ids)} load package(s).")
+
+
+@main.command()
+@target_options
+@click.option("--workflow", "workflows", multiple=True, metavar="ID",
+              help="Only these workflows (repeatable).")
+@click.option("--since", metavar="ISO8601", help="Only runs created at or after this time.")
+@click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="Rows per ranking.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]),
+              default="table", show_default=True)
+@user_errors
+def report(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
+           workflows: tuple[str, ...], since: str | None, top: int, fmt: str) -> None:
+    """Pass rates, run durations, slowest and most failing nodes, retries and flaky nodes."""
+    from onepin_source import report as reporting
+    from onepin_source.analysis import Filters, NoDataError
+    from onepin_source.config import validate_uuid
+    from onepin_source.errors import ConfigError
+    from onepin_source.shaping import parse_ts
+
+    if destination not in ("duckdb", "parquet"):
+        raise ConfigError("report reads --destination duckdb or parquet")
+    if since and parse_ts(since) is None:
+        raise ConfigError(f"--since {since!r} is not an ISO-8601 datetime with a UTC offset; "
+                          "use e.g. 2026-01-31T00:00:00Z")
+    filters = Filters(tuple(validate_uuid(w, "workflow id") for w in workflows), since)
+    where = {"duckdb_path": duckdb_path} if destination == "duckdb" else \
+        {"parquet_dir": parquet_dir}
+    try:
+        sections = reporting.build(top, dataset=dataset, filters=filters, **where)
+    except NoDataError as exc:
+        out.print(f"Nothing to report yet: {exc}")
+        return
+    if reporting.is_empty(sections):
+        out.print("Nothing to report: no runs match (check --workflow and --since).")
+        return
+    reporting.render(sections, fmt, out)
+
+
+@main.command()
+@click.option("--out-dir", type=click.Path(file_okay=False), default="demo_output",
+              show_default=True, help="Where the demo's DuckDB file and dlt state go.")
+@user_errors
+def demo(out_dir: str) -> None:
+    """Simulator + load into DuckDB + incremental load + report, in about a minute."""
+    from pathlib import Path
+
+    from onepin_source.demo import run_demo
+
+    run_demo(Path(out_dir), out)
 
 
 @main.command()

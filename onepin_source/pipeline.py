@@ -18,6 +18,7 @@ import dlt
 from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from onepin_source.analysis import persist_views
 from onepin_source.errors import ConfigError, DestinationError, OnepinError
 from onepin_source.settings import (
     DEFAULT_DATASET,
@@ -39,8 +40,29 @@ class Target:
     duckdb_path: str = DEFAULT_DUCKDB_PATH
     parquet_dir: str = DEFAULT_PARQUET_DIR
     dataset: str = DEFAULT_DATASET
-    pipeline_name: str = DEFAULT_PIPELINE_NAME
+    pipeline_name: str | None = None  # default: "onepin" for duckdb, "onepin_<destination>"
     pipelines_dir: str | None = None
+
+    @property
+    def name(self) -> str:
+        if self.pipeline_name:
+            return self.pipeline_name
+        if self.destination == "duckdb":
+            return DEFAULT_PIPELINE_NAME
+        return f"{DEFAULT_PIPELINE_NAME}_{self.destination}"
+
+    @property
+    def key(self) -> str:
+        """Where the data goes. The source's incremental state is only valid for this place:
+        a pipeline pointed at another file or folder starts its marks over."""
+        if self.destination == "duckdb":
+            location = str(Path(self.duckdb_path).absolute())
+        elif self.destination == "parquet":
+            location = self.parquet_dir if "://" in self.parquet_dir else \
+                str(Path(self.parquet_dir).absolute())
+        else:
+            location = ""
+        return f"{self.destination}|{location}|{self.dataset}"
 
     def check(self) -> None:
         """Refuse a DuckDB file whose stem equals the dataset name (DuckDB cannot tell them
@@ -73,7 +95,7 @@ class Target:
         if progress:
             kwargs["progress"] = progress
         pipeline: dlt.Pipeline = dlt.pipeline(
-            pipeline_name=self.pipeline_name, destination=self.dlt_destination(),
+            pipeline_name=self.name, destination=self.dlt_destination(),
             dataset_name=self.dataset, **kwargs)
         return pipeline
 
@@ -91,6 +113,9 @@ def run_load(pipeline: dlt.Pipeline, source: Any, *, full_refresh: bool = False,
         info: LoadInfo = _with_lock_retries(
             pipeline, lambda: pipeline.run(source, **options),
             resume=lambda: pipeline.load())
+        if pipeline.destination.destination_type.endswith("duckdb"):
+            with pipeline.sql_client() as client:
+                persist_views(client.native_connection, pipeline.dataset_name)
         return info
     except PipelineStepFailed as exc:
         raise _translate(exc) from None

@@ -15,7 +15,7 @@ from onepin_source.pipeline import Target, run_load
 def load_all_workflows_to_duckdb(duckdb_path: str = "onepin_etl.duckdb") -> None:
     """Every workflow the key can see, incrementally, into a local DuckDB file."""
     target = Target(duckdb_path=duckdb_path)
-    info = run_load(target.pipeline(), onepin_source())
+    info = run_load(target.pipeline(), onepin_source(target_key=target.key))
     print(info)
 
 
@@ -23,7 +23,8 @@ def load_some_workflows_to_parquet(workflow_ids: Sequence[str],
                                    parquet_dir: str = "onepin_data") -> None:
     """A few workflows into Parquet files (a folder or a bucket URL such as s3://...)."""
     target = Target(destination="parquet", parquet_dir=parquet_dir)
-    info = run_load(target.pipeline(), onepin_source(workflow_ids=list(workflow_ids)),
+    source = onepin_source(workflow_ids=list(workflow_ids), target_key=target.key)
+    info = run_load(target.pipeline(), source,
                     file_format=target.file_format)
     print(info)
 
@@ -31,7 +32,7 @@ def load_some_workflows_to_parquet(workflow_ids: Sequence[str],
 def load_with_full_refresh(duckdb_path: str = "onepin_etl.duckdb") -> None:
     """Drop this source's tables and state and load everything again."""
     target = Target(duckdb_path=duckdb_path)
-    info = run_load(target.pipeline(), onepin_source(), full_refresh=True)
+    info = run_load(target.pipeline(), onepin_source(target_key=target.key), full_refresh=True)
     print(info)
 
 

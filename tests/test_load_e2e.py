@@ -242,7 +242,7 @@ def test_dlt_pipeline_info_works(sim: Simulator, cli: Any, workdir: Path) -> Non
                               capture_output=True, text=True, timeout=120)
     assert info.returncode == 0, info.stderr
     assert "pipeline_name: onepin" in info.stdout
-    assert "runs with 1 table(s) and 1 resource state slot(s)" in info.stdout
+    assert "runs with 1 table(s) and 2 resource state slot(s)" in info.stdout
 
 
 def test_api_snapshot_helper_reads_every_run(sim: Simulator) -> None:
@@ -251,3 +251,14 @@ def test_api_snapshot_helper_reads_every_run(sim: Simulator) -> None:
     assert len(snap["runs"]) == SMALL.workflows * SMALL.runs
     wf = next(iter(snap["workflows"]))
     assert api_get(sim, f"/workflows/{wf}/runs").json()["pagination"]["total"] == SMALL.runs
+
+
+def test_switching_files_back_and_forth_loses_nothing(sim: Simulator, cli: Any,
+                                                      workdir: Path) -> None:
+    assert cli("load", "--duckdb-path", "a.duckdb").exit_code == 0
+    sim.advance(4 * 3600)
+    assert cli("load", "--duckdb-path", "b.duckdb").exit_code == 0
+    sim.advance(4 * 3600)
+    assert cli("load", "--duckdb-path", "a.duckdb").exit_code == 0
+    snap = api_snapshot(sim)
+    assert_matches_api(workdir / "a.duckdb", snap)

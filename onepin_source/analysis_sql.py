@@ -1,0 +1,157 @@
+"""The analysis views, in DuckDB SQL, in one place.
+
+Every view reads three base relations, named by placeholders: ``{workflows}``, ``{runs}`` and
+``{steps}`` (and ``{step_durations}``, the first view). Over a DuckDB dataset they are the
+loaded tables; over Parquet (append-only files
+per load) they are the latest loaded version of each workflow, run and run's steps, so both
+destinations give identical answers.
+
+Definitions (design.md, matching Onepin's Runs Summary):
+- step ``duration_ms`` = completed_at - started_at; percentiles over completed steps,
+  interpolated linearly (DuckDB ``quantile_cont``, numpy's default);
+- failure rate = failed / (completed + failed); cancelled is reported, not counted;
+- run pass rate = completed / (completed + failed); average duration = mean active duration
+  (duration - paused) of completed runs;
+- retry = a step with iteration > 1; flaky = a node in a run with a failed iteration followed by
+  a completed one.
+"""
+
+from __future__ import annotations
+
+STEP_DURATIONS = """
+select s.id as step_id, s.workflow_id, w.name as workflow_name, s.run_id, r.run_number,
+       r.status as run_status, r.created_at as run_created_at, s.node_id, s.node_type,
+       s.node_display_name, s.iteration, s.status, s.started_at, s.completed_at,
+       s.duration_ms, coalesce(s.iteration, 1) > 1 as is_retry, s.error
+from {steps} s
+left join {runs} r on r.id = s.run_id
+left join {workflows} w on w.id = s.workflow_id
+"""
+
+_STATS = """
+with steps as (select * from {step_durations}),
+flaky as (
+    select {keys}, run_id
+    from steps
+    group by {keys}, node_id, run_id
+    having max(iteration) filter (where status = 'completed')
+         > min(iteration) filter (where status = 'failed')
+),
+errors as (
+    select {keys}, error, count(*) as n,
+           row_number() over (partition by {keys} order by count(*) desc, error) as rank
+    from steps where error is not null
+    group by {keys}, error
+)
+select {keys_select},
+       count(*) as executions,
+       count(*) filter (where status = 'completed') as completed,
+       count(*) filter (where status = 'failed') as failed,
+       count(*) filter (where status = 'cancelled') as cancelled,
+       count(*) filter (where status = 'failed')
+         / nullif(count(*) filter (where status in ('completed', 'failed')), 0) as failure_rate,
+       quantile_cont(duration_ms, 0.5) filter (where status = 'completed') as p50_ms,
+       quantile_cont(duration_ms, 0.9) filter (where status = 'completed') as p90_ms,
+       quantile_cont(duration_ms, 0.95) filter (where status = 'completed') as p95_ms,
+       quantile_cont(duration_ms, 0.99) filter (where status = 'completed') as p99_ms,
+       avg(duration_ms) filter (where status = 'completed') as mean_ms,
+       max(duration_ms) filter (where status = 'completed') as max_ms,
+       count(*) filter (where is_retry) as retries,
+       (select count(*) from flaky f where {flaky_join}) as flaky,
+       max(coalesce(completed_at, started_at)) filter (where status = 'failed')
+         as last_failure_at,
+       (select e.error from errors e where {errors_join} and e.rank = 1) as top_error
+from steps s
+group by {keys_group}
+"""
+
+
+def _stats(keys: list[str], extra: list[str]) -> str:
+    # Leaves the base-relation placeholders for create_views to fill.
+    return _STATS.replace("{step_durations}", "{{step_durations}}").format(
+        keys=", ".join(keys),
+        keys_select=", ".join([f"s.{k}" for k in keys] + extra),
+        keys_group=", ".join(f"s.{k}" for k in keys),
+        flaky_join=" and ".join(f"f.{k} = s.{k}" for k in keys),
+        errors_join=" and ".join(f"e.{k} = s.{k}" for k in keys),
+    )
+
+
+NODE_STATS = _stats(["workflow_id", "node_id"],
+                    ["any_value(s.workflow_name) as workflow_name",
+                     "any_value(s.node_type) as node_type",
+                     "any_value(s.node_display_name) as node_display_name"])
+NODE_TYPE_STATS = _stats(["node_type"], [])
+
+WORKFLOW_SUMMARY = """
+select r.workflow_id, any_value(w.name) as workflow_name,
+       count(*) as total_runs,
+       count(*) filter (where r.status = 'completed') as completed,
+       count(*) filter (where r.status = 'failed') as failed,
+       count(*) filter (where r.status = 'cancelled') as cancelled,
+       count(*) filter (where r.status = 'pending') as pending,
+       count(*) filter (where r.status = 'running') as running,
+       count(*) filter (where r.status = 'paused') as paused,
+       count(*) filter (where r.status = 'completed')
+         / nullif(count(*) filter (where r.status in ('completed', 'failed')), 0) as pass_rate,
+       avg(r.active_duration_ms) filter (where r.status = 'completed') / 1000
+         as average_duration_seconds,
+       quantile_cont(r.active_duration_ms, 0.5) filter (where r.status = 'completed')
+         as p50_active_ms,
+       quantile_cont(r.active_duration_ms, 0.95) filter (where r.status = 'completed')
+         as p95_active_ms,
+       max(r.created_at) as last_run_at
+from {runs} r left join {workflows} w on w.id = r.workflow_id
+group by r.workflow_id
+"""
+
+WORKFLOW_DAILY = """
+with daily_steps as (
+    select workflow_id, cast(timezone('UTC', run_created_at) as date) as day, count(*) as steps,
+           count(*) filter (where status = 'failed') as failed_steps
+    from {step_durations} group by all
+)
+select r.workflow_id, any_value(w.name) as workflow_name,
+       cast(timezone('UTC', r.created_at) as date) as day,
+       count(*) as runs,
+       count(*) filter (where r.status = 'completed') as completed,
+       count(*) filter (where r.status = 'failed') as failed,
+       count(*) filter (where r.status = 'cancelled') as cancelled,
+       count(*) filter (where r.status not in ('completed', 'failed', 'cancelled')) as open,
+       count(*) filter (where r.status = 'completed')
+         / nullif(count(*) filter (where r.status in ('completed', 'failed')), 0) as pass_rate,
+       quantile_cont(r.active_duration_ms, 0.5) filter (where r.status = 'completed')
+         as p50_active_ms,
+       quantile_cont(r.active_duration_ms, 0.95) filter (where r.status = 'completed')
+         as p95_active_ms,
+       coalesce(any_value(d.steps), 0) as steps,
+       coalesce(any_value(d.failed_steps), 0) as failed_steps
+from {runs} r
+left join {workflows} w on w.id = r.workflow_id
+left join daily_steps d
+  on d.workflow_id = r.workflow_id and d.day = cast(timezone('UTC', r.created_at) as date)
+group by r.workflow_id, cast(timezone('UTC', r.created_at) as date)
+"""
+
+# In dependency order: later views read earlier ones.
+VIEWS: dict[str, str] = {
+    "step_durations": STEP_DURATIONS,
+    "node_stats": NODE_STATS,
+    "node_type_stats": NODE_TYPE_STATS,
+    "workflow_summary": WORKFLOW_SUMMARY,
+    "workflow_daily": WORKFLOW_DAILY,
+}
+
+LATEST_BY_ID = """
+select * exclude (_rank) from (
+    select *, row_number() over (partition by id order by _dlt_load_id desc) as _rank
+    from read_parquet('{path}/*.parquet', union_by_name = true)
+) where _rank = 1
+"""
+
+LATEST_STEPS = """
+with files as (select * from read_parquet('{path}/*.parquet', union_by_name = true))
+select f.* from files f
+join (select run_id, max(_dlt_load_id) as load_id from files group by run_id) latest
+  on latest.run_id = f.run_id and latest.load_id = f._dlt_load_id
+"""
