@@ -56,10 +56,11 @@ def resolve_credentials(api_key: str | None, base_url: str | None, workspace_id:
                         credentials_file: str | Path = CREDENTIALS_FILE) -> Credentials:
     """Apply the precedence rules and validate the result."""
     env = os.environ if environ is None else environ
+    api_key = (api_key or "").strip() or (env.get("ONEPIN_API_KEY") or "").strip()
     file: dict[str, Any] = {}
-    if not (api_key or env.get("ONEPIN_API_KEY")) or not (base_url or env.get("ONEPIN_BASE_URL")):
+    if not api_key or not (base_url or env.get("ONEPIN_BASE_URL")):
         file = read_credentials_file(credentials_file)
-    key = api_key or env.get("ONEPIN_API_KEY") or file.get("api_key")
+    key = api_key or str(file.get("api_key") or "").strip()
     if not key:
         raise ConfigError("no Onepin API key: set ONEPIN_API_KEY or SOURCES__ONEPIN__API_KEY, "
                           "add api_key to .dlt/secrets.toml [sources.onepin], or run "

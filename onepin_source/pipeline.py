@@ -121,21 +121,30 @@ def run_load(pipeline: dlt.Pipeline, source: Any, *, full_refresh: bool = False,
         raise _translate(exc) from None
 
 
+_DESTINATION_STEPS = ("sync", "load")  # the steps that open the destination
+
+
 def _with_lock_retries(pipeline: dlt.Pipeline, action: Any, resume: Any = None) -> Any:
-    """Run ``action``; if the load step fails, retry loading (``resume``) a few times."""
+    """Run ``action``; if the destination refuses (a lock), wait and try again a few times.
+
+    A failed sync (nothing extracted yet) repeats ``action``; a failed load repeats only the
+    load of the package already normalized (``resume``).
+    """
     try:
         return action()
     except PipelineStepFailed as exc:
-        if exc.step != "load" or _user_error(exc) is not None:
+        if exc.step not in _DESTINATION_STEPS or _user_error(exc) is not None:
             raise
         last = exc
     for attempt in range(1, LOCK_RETRIES + 1):
-        log.warning("load failed (%s); retry %d of %d in %.0f s", _root(last), attempt,
-                    LOCK_RETRIES, LOCK_RETRY_WAIT_S)
+        log.warning("destination not writable (%s); retry %d of %d in %.0f s", _root(last),
+                    attempt, LOCK_RETRIES, LOCK_RETRY_WAIT_S)
         time.sleep(LOCK_RETRY_WAIT_S)
         try:
-            return (resume or pipeline.load)()
+            return (action if last.step == "sync" else resume or pipeline.load)()
         except PipelineStepFailed as exc:
+            if exc.step not in _DESTINATION_STEPS:
+                raise
             last = exc
     raise last
 
@@ -165,7 +174,7 @@ def _translate(exc: PipelineStepFailed) -> OnepinError:
     if found is not None:
         return found
     root = _root(exc)
-    if exc.step == "load":
+    if exc.step in _DESTINATION_STEPS:
         return DestinationError(f"could not write to the destination: {_one_line(root)}; if "
                                 "another program (a notebook, the duckdb CLI) holds the file, "
                                 "close it and run the load again: nothing is lost, the pending "

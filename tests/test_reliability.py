@@ -1,0 +1,121 @@
+"""Faults, locks and error bodies: loads finish correctly or stop cleanly and finish next time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from onepin_sim import Simulator
+from onepin_source.client import _api_error
+from onepin_source.errors import OnepinAuthError, OnepinNotFoundError
+from tests.conftest import api_snapshot
+from tests.test_load_e2e import assert_matches_api
+
+
+def test_faulty_api_gives_the_same_tables(sim: Simulator, cli: Any, workdir: Path) -> None:
+    """10% 5xx (half HTML), 5% 429 with Retry-After, 2% dropped and 2% truncated bodies."""
+    sim.set_faults(share_5xx=0.10, share_429=0.05, retry_after_s=1, share_dropped=0.02,
+                   share_malformed=0.02, latency_ms=2, jitter_ms=5, seed=4)
+    result = cli("load")
+    assert result.exit_code == 0, result.output
+    sim.advance(6 * 3600)
+    second = cli("load")
+    assert second.exit_code == 0, second.output
+    faults = sim.stats.snapshot()["faults"]
+    assert faults.get("5xx", 0) > 5 and faults.get("429", 0) > 0
+    sim.set_faults(share_5xx=0.0, share_429=0.0, share_dropped=0.0, share_malformed=0.0)
+    assert_matches_api(workdir / "onepin_etl.duckdb", api_snapshot(sim))
+
+
+def test_api_down_exits_4_and_advances_no_state(sim: Simulator, cli: Any, workdir: Path) -> None:
+    assert cli("load").exit_code == 0
+    sim.advance(6 * 3600)
+    sim.set_faults(share_5xx=1.0)
+    failed = cli("load")
+    assert failed.exit_code == 4
+    assert failed.output.startswith("error: Onepin API 5")
+    sim.set_faults(share_5xx=0.0)
+    sim.stats.reset()
+    assert cli("load").exit_code == 0
+    # The failed load committed nothing: this one fetched the six hours of new runs itself.
+    assert sim.stats.snapshot()["requests"]["steps"] >= 6 * 3
+    assert_matches_api(workdir / "onepin_etl.duckdb", api_snapshot(sim))
+
+
+def test_locked_duckdb_exits_5_then_next_run_loads_pending_and_new(
+        sim: Simulator, cli: Any, workdir: Path) -> None:
+    db = workdir / "onepin_etl.duckdb"
+    assert cli("load").exit_code == 0
+    sim.advance(3 * 3600)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], "
+         "read_only=True); print('ready', flush=True); time.sleep(60)", str(db)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        locked = cli("load")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert locked.exit_code == 5, locked.output
+    assert "could not write to the destination" in locked.output
+    assert "close it and run the load again" in locked.output
+    sim.advance(3 * 3600)  # more new data arrives before the next scheduled run
+    assert cli("load").exit_code == 0
+    assert_matches_api(db, api_snapshot(sim))
+
+
+def test_duckdb_file_named_like_the_dataset_is_refused(sim: Simulator, cli: Any) -> None:
+    result = cli("load", "--duckdb-path", "onepin.duckdb")
+    assert result.exit_code == 2
+    assert "has the same name as the dataset 'onepin'" in result.output
+    assert sim.stats.snapshot()["total"] == 0
+
+
+def test_missing_key_exits_2(sim: Simulator, cli: Any) -> None:
+    result = cli("load", key=" ")
+    assert result.exit_code == 2
+    assert "no Onepin API key" in result.output
+
+
+def test_workspace_mismatch_exits_3(sim: Simulator, cli: Any) -> None:
+    result = cli("load", ONEPIN_WORKSPACE_ID="00000000-0000-4000-8000-000000000000")
+    assert result.exit_code == 3
+    assert "403 FORBIDDEN" in result.output and "ONEPIN_WORKSPACE_ID" in result.output
+
+
+def _response(status: int, body: bytes, content_type: str = "application/json"
+              ) -> requests.Response:
+    response = requests.Response()
+    response.status_code, response._content = status, body
+    response.headers["Content-Type"] = content_type
+    response.reason = "Reason"
+    return response
+
+
+@pytest.mark.parametrize(("status", "body", "expected"), [
+    pytest.param(422, b'{"error": {"code": "VALIDATION_ERROR", "message": "Invalid request", '
+                      b'"details": [{"field": "limit", "message": "too big"}]}, '
+                      b'"meta": {"request_id": "req_1"}}',
+                 "Onepin API 422 VALIDATION_ERROR on /x: Invalid request (limit: too big) "
+                 "(request id req_1)", id="envelope"),
+    pytest.param(422, b'{"detail": [{"loc": ["query", "limit"], "msg": "too big", "type": "x"}]}',
+                 "Onepin API 422 VALIDATION_ERROR on /x: query.limit: too big (request id unknown)",
+                 id="fastapi"),
+    pytest.param(400, b'{"code": "BAD_REQUEST", "message": "flat"}',
+                 "Onepin API 400 BAD_REQUEST on /x: flat (request id unknown)", id="flat"),
+    pytest.param(502, b"<html>bad gateway</html>", "Onepin API 502 on /x: Reason "
+                 "(request id unknown)", id="html"),
+])
+def test_error_bodies_of_either_shape(status: int, body: bytes, expected: str) -> None:
+    assert str(_api_error(_response(status, body), "/x")) == expected
+
+
+def test_error_classes() -> None:
+    assert isinstance(_api_error(_response(401, b"{}"), "/x"), OnepinAuthError)
+    assert isinstance(_api_error(_response(404, b"{}"), "/x"), OnepinNotFoundError)
