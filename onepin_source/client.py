@@ -69,9 +69,7 @@ class OnepinClient:
         try:
             response = self._rest.get(path, params=params)
         except RequestException as exc:
-            raise OnepinApiError(f"cannot reach the Onepin API at {path}: "
-                                 f"{type(exc).__name__} after retries; check the base URL and "
-                                 "network, then run the load again", endpoint=path) from None
+            raise _unreachable(path, exc) from None
         return self._data(response, path)
 
     def paginate(self, path: str, params: dict[str, Any] | None = None) -> Iterator[list[Any]]:
@@ -83,9 +81,7 @@ class OnepinClient:
                                             hooks={"response": [self._check]}):
                 yield list(page)
         except RequestException as exc:
-            raise OnepinApiError(f"cannot reach the Onepin API at {path}: "
-                                 f"{type(exc).__name__} after retries; check the base URL and "
-                                 "network, then run the load again", endpoint=path) from None
+            raise _unreachable(path, exc) from None
 
     def _check(self, response: Response, *args: Any, **kwargs: Any) -> None:
         if response.status_code >= 400:
@@ -129,6 +125,12 @@ class OnepinClient:
 
     def runs_summary(self, workflow_id: str) -> dict[str, Any]:
         return dict(self.get(f"/workflows/{workflow_id}/runs/summary"))
+
+
+def _unreachable(path: str, exc: Exception) -> OnepinApiError:
+    return OnepinApiError(f"cannot reach the Onepin API at {path}: {type(exc).__name__} after "
+                          "retries; check the base URL and network, then run the load again",
+                          endpoint=path)
 
 
 def _endpoint(response: Response) -> str:
