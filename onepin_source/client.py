@@ -11,7 +11,7 @@ from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
-from requests import RequestException, Response
+from requests import Request, RequestException, Response
 
 from onepin_source.config import Credentials
 from onepin_source.errors import OnepinApiError, OnepinAuthError, OnepinNotFoundError
@@ -73,20 +73,31 @@ class OnepinClient:
         return self._data(response, path)
 
     def paginate(self, path: str, params: dict[str, Any] | None = None) -> Iterator[list[Any]]:
-        """Offset/limit paging with ``limit=100`` until ``pagination.total`` or an empty page."""
+        """Offset/limit paging with ``limit=100`` until ``pagination.total`` or an empty page.
+
+        dlt's OffsetPaginator does the paging arithmetic; each page goes through :meth:`get`,
+        so every page is retried like any other request (a response hook that raises would
+        bypass the session's retries).
+        """
         paginator = OffsetPaginator(limit=PAGE_SIZE, total_path="pagination.total",
                                     stop_after_empty_page=True)
-        try:
-            for page in self._rest.paginate(path, params=params, paginator=paginator,
-                                            hooks={"response": [self._check]}):
-                yield list(page)
-        except RequestException as exc:
-            raise _unreachable(path, exc) from None
-
-    def _check(self, response: Response, *args: Any, **kwargs: Any) -> None:
-        if response.status_code >= 400:
-            raise _api_error(response, _endpoint(response))
-        _json_body(response, _endpoint(response))
+        request = Request("GET", path, params=dict(params or {}))
+        paginator.init_request(request)
+        while True:
+            try:
+                response = self._rest.get(path, params=dict(request.params))
+            except RequestException as exc:
+                raise _unreachable(path, exc) from None
+            data = self._data(response, path)
+            if not isinstance(data, list):
+                raise OnepinApiError(f"unexpected response from {path}: 'data' is not a list "
+                                     f"(request id {_request_id(response.json())})",
+                                     endpoint=path)
+            paginator.update_state(response, data)
+            paginator.update_request(request)
+            yield data
+            if not paginator.has_next_page:
+                return
 
     def _data(self, response: Response, path: str) -> Any:
         if response.status_code >= 400:
@@ -131,11 +142,6 @@ def _unreachable(path: str, exc: Exception) -> OnepinApiError:
     return OnepinApiError(f"cannot reach the Onepin API at {path}: {type(exc).__name__} after "
                           "retries; check the base URL and network, then run the load again",
                           endpoint=path)
-
-
-def _endpoint(response: Response) -> str:
-    path = (response.request.path_url if response.request else "") or ""
-    return path.split("?")[0].removeprefix(API_PREFIX)
 
 
 def _json_body(response: Response, path: str) -> Any:
