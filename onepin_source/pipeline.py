@@ -149,24 +149,24 @@ def _with_lock_retries(pipeline: dlt.Pipeline, action: Any, resume: Any = None) 
     raise last
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it, outermost first (dlt wraps step errors in ``.exception``)."""
+    chain = [exc]
+    while len(chain) < 20:
+        inner = getattr(chain[-1], "exception", None) or chain[-1].__cause__ \
+            or chain[-1].__context__
+        if inner is None or inner in chain:
+            break
+        chain.append(inner)
+    return chain
+
+
 def _root(exc: BaseException) -> BaseException:
-    seen = exc
-    while True:
-        inner = getattr(seen, "exception", None) or seen.__cause__ or seen.__context__
-        if inner is None or inner is seen:
-            return seen
-        seen = inner
+    return _causes(exc)[-1]
 
 
 def _user_error(exc: BaseException) -> OnepinError | None:
-    current: BaseException | None = exc
-    for _ in range(20):
-        if current is None:
-            return None
-        if isinstance(current, OnepinError):
-            return current
-        current = getattr(current, "exception", None) or current.__cause__ or current.__context__
-    return None
+    return next((e for e in _causes(exc) if isinstance(e, OnepinError)), None)
 
 
 def _translate(exc: PipelineStepFailed) -> OnepinError:
