@@ -96,6 +96,9 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm on, the client's
+    # delayed ACK adds ~40 ms to every keep-alive response (the real API has no such floor).
+    disable_nagle_algorithm = True
     simulator: Simulator
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature

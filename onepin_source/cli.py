@@ -18,11 +18,13 @@ from rich.console import Console
 
 from onepin_source.errors import OnepinError
 from onepin_source.settings import (
+    DEFAULT_CONCURRENCY,
     DEFAULT_DATASET,
     DEFAULT_DUCKDB_PATH,
     DEFAULT_LOOKBACK_MINUTES,
     DEFAULT_PARQUET_DIR,
     DEFAULT_PIPELINE_NAME,
+    MAX_CONCURRENCY,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -82,6 +84,11 @@ def target_options(func: F) -> F:
 @click.option("--full-refresh", is_flag=True, help="Drop this source's tables and state first.")
 @click.option("--lookback-minutes", type=int, default=DEFAULT_LOOKBACK_MINUTES,
               show_default=True, help="Re-list runs created this long before the mark.")
+@click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY),
+              default=DEFAULT_CONCURRENCY, show_default=True,
+              help="Steps requests in flight (a 429 pauses them all).")
+@click.option("--row-format", type=click.Choice(["arrow", "dicts"]), default="arrow",
+              show_default=True, help="arrow: fast path; dicts: dlt's plain rows (same tables).")
 @click.option("--progress", type=click.Choice(["log", "tqdm", "enlighten", "alive_progress"]),
               help="Show dlt's progress while loading.")
 @click.option("--pipeline-name",
@@ -92,8 +99,9 @@ def target_options(func: F) -> F:
 @user_errors
 def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
          workflows: tuple[str, ...], runs: tuple[str, ...], since: str | None,
-         no_results: bool, full_refresh: bool, lookback_minutes: int, progress: str | None,
-         pipeline_name: str | None, pipelines_dir: str | None) -> None:
+         no_results: bool, full_refresh: bool, lookback_minutes: int, concurrency: int,
+         row_format: str, progress: str | None, pipeline_name: str | None,
+         pipelines_dir: str | None) -> None:
     """Load workflows, runs and run steps incrementally."""
     from onepin_source import onepin_source
     from onepin_source.pipeline import Target, run_load
@@ -102,7 +110,8 @@ def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     target.check()
     source = onepin_source(workflow_ids=list(workflows) or None, runs=list(runs) or None,
                            since=since, include_result=not no_results,
-                           lookback_minutes=lookback_minutes, target_key=target.key)
+                           lookback_minutes=lookback_minutes, concurrency=concurrency,
+                           row_format=row_format, target_key=target.key)
     pipeline = target.pipeline(progress=progress)
     info = run_load(pipeline, source, full_refresh=full_refresh, file_format=target.file_format)
     normalized = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None

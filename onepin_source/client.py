@@ -23,6 +23,7 @@ from onepin_source.settings import (
     REQUEST_MAX_RETRY_DELAY_S,
     REQUEST_TIMEOUT_S,
 )
+from onepin_source.throttle import PacedAdapter, SharedPause
 
 log = logging.getLogger(__name__)
 USER_AGENT = "onepin-dlt/0.1"
@@ -46,6 +47,7 @@ class OnepinClient:
 
     def __init__(self, credentials: Credentials, *, max_connections: int = 50,
                  max_attempts: int = REQUEST_MAX_ATTEMPTS) -> None:
+        """One pooled, retrying session shared by every thread; a 429 pauses all of them."""
         headers = {"User-Agent": USER_AGENT}
         if credentials.workspace_id:
             headers["X-Workspace-Id"] = credentials.workspace_id
@@ -59,6 +61,10 @@ class OnepinClient:
             status_codes=RETRY_STATUSES,
             retry_condition=_is_malformed_json,
         ).session
+        self.pause = SharedPause()
+        adapter = PacedAdapter(self.pause, pool_maxsize=max_connections)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
         self._rest = RESTClient(base_url=credentials.base_url + API_PREFIX, headers=headers,
                                 auth=BearerTokenAuth(credentials.api_key), session=session,
                                 data_selector="data")

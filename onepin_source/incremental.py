@@ -34,22 +34,27 @@ class RunTracker:
         self._seen: set[str] = set()
         self.pages_read = 0
 
-    def listed(self, pages: Iterable[list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
-        """Yield the runs of a newest-first listing that need loading, stopping at the cutoff.
+    def listed(self, pages: Iterable[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+        """Yield, page by page, the runs of a newest-first listing that need loading.
 
         Stop paging at the first run older than the cutoff: the rest is older still and was
         loaded before (or precedes ``since``).
         """
         for page in pages:
             self.pages_read += 1
+            wanted: list[dict[str, Any]] = []
             for run in page:
                 created = parse_ts(run.get("created_at"))
                 if self.cutoff is not None and created is not None and created < self.cutoff:
+                    if wanted:
+                        yield wanted
                     return
                 self._seen.add(run["id"])
                 if run["id"] in self._recent and not is_open(run):
                     continue  # finished and loaded in an earlier load: unchanged
-                yield run
+                wanted.append(run)
+            if wanted:
+                yield wanted
 
     def stale_open_ids(self) -> list[str]:
         """Runs open at the last load that the listing did not reach: re-read them by id."""

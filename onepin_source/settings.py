@@ -10,6 +10,10 @@ REQUEST_MAX_ATTEMPTS = 8  # 1 try + 7 retries on 429/5xx/connection errors: a 20
 # still fails a request only once in ~400k (0.2^8)
 REQUEST_BACKOFF_FACTOR = 0.1  # backoff 0.1, 0.2 … 6.4 s (≈13 s in all) when no Retry-After is sent
 REQUEST_MAX_RETRY_DELAY_S = 60.0  # the SDK caps Retry-After at 60 s too
+# Steps requests in flight. At 25 ms per request 8 workers fetch ~300 runs/s, while a real key's
+# limit (example rate_limit_per_min: 1000) is far below that: more only meets 429s sooner.
+DEFAULT_CONCURRENCY = 8
+MAX_CONCURRENCY = 64
 DEFAULT_DATASET = "onepin"
 DEFAULT_PIPELINE_NAME = "onepin"
 # Not "onepin.duckdb": a DuckDB file whose stem equals the dataset name makes DuckDB fail with

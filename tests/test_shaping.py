@@ -62,9 +62,11 @@ def _commit(state: dict, pages: list[list[dict]], *, since: datetime | None = No
             reread: dict[str, dict] | None = None) -> tuple[list[str], list[str], int]:
     tracker = RunTracker(state, lookback=timedelta(minutes=90), since=since)
     listed = []
-    for run in tracker.listed(pages):
-        tracker.loaded(run)
-        listed.append(run["id"])
+    for page in tracker.listed(pages):
+        assert page, "the tracker yields no empty pages"
+        for run in page:
+            tracker.loaded(run)
+            listed.append(run["id"])
     stale = tracker.stale_open_ids()
     for run_id in stale:
         if reread and run_id in reread:
@@ -106,6 +108,6 @@ def test_tracker_since_bounds_the_first_load() -> None:
 def test_tracker_leaves_state_alone_until_commit() -> None:
     state: dict = {"mark": "2026-01-05T09:00:00Z", "open": {}, "recent": {}}
     tracker = RunTracker(state, lookback=timedelta(minutes=10))
-    for run in tracker.listed([[_run(10)]]):
-        tracker.loaded(run)
+    for page in tracker.listed([[_run(10)]]):
+        tracker.loaded(page[0])
     assert state["mark"] == "2026-01-05T09:00:00Z"
