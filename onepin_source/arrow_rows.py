@@ -159,7 +159,8 @@ class ArrowRows:
                 variant_name = self._schema.naming.shorten_fragments(
                     name, VARIANT_FIELD_FORMAT % py_type)
                 misfits.setdefault(variant_name, [None] * len(values))[i] = value
-        typed[name] = _Typed(col_type, fitted, variant)
+        if any(v is not None for v in fitted):
+            typed[name] = _Typed(col_type, fitted, variant)
         for variant_name, variant_values in misfits.items():
             self._place(variant_name, variant_values, typed, variant=True)
 

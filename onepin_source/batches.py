@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -31,6 +32,7 @@ class RowBatches:
             # the table contract has both either way (a process-wide dlt setting).
             dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
             dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
+            _quiet_hint_override_warning()
         self._runs = ArrowRows("runs", RUN_HINTS)
         self._steps = ArrowRows("run_steps", STEP_HINTS)
 
@@ -39,6 +41,20 @@ class RowBatches:
 
     def steps(self, rows: list[dict[str, Any]]) -> Any:
         return self._steps.table(rows) if self.arrow else rows
+
+
+class _HintOverrideFilter(logging.Filter):
+    """Drops dlt's "dlt schema hints were kept" warning: keeping our hints (json columns are
+    Arrow strings, ``id`` is not nullable) over Arrow's is exactly what we ask for."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "several column hints were different" not in record.getMessage()
+
+
+def _quiet_hint_override_warning() -> None:
+    dlt_logger = logging.getLogger("dlt")
+    if not any(isinstance(f, _HintOverrideFilter) for f in dlt_logger.filters):
+        dlt_logger.addFilter(_HintOverrideFilter())
 
 
 def run_keys(item: Any) -> list[tuple[str, str]]:

@@ -40,6 +40,11 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def cli(workdir: Path, sim: Simulator) -> Any:
     """Run ``onepin-etl`` in-process against the simulator, with its own pipelines dir."""
+    return invoke_cli(sim, workdir)
+
+
+def invoke_cli(sim: Simulator, workdir: Path) -> Any:
+    """``invoke(*args, key=None, **env)``: run ``onepin-etl`` in-process against ``sim``."""
 
     def invoke(*args: str, key: str | None = None, **env: str) -> Result:
         environ = {"ONEPIN_API_KEY": key or sim.api_key, "ONEPIN_BASE_URL": sim.base_url, **env}
