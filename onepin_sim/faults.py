@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -18,7 +19,8 @@ class FaultConfig:
     jitter_ms: float = 0.0
     share_429: float = 0.0
     retry_after_s: int = 1
-    rate_limit_per_min: int = 0  # 0 = unlimited; else a fixed one-minute window per key
+    rate_limit_per_min: int = 0  # 0 = unlimited; else requests per key per fixed window
+    rate_window_s: int = 60  # the window's length (shorter in tests)
     share_5xx: float = 0.0
     html_share_of_5xx: float = 0.5
     share_malformed: float = 0.0
@@ -55,14 +57,15 @@ class FaultInjector:
         limit = self.config.rate_limit_per_min
         if limit <= 0:
             return None
+        length = max(1, self.config.rate_window_s)
         now = time.time()
-        minute = int(now // 60)
+        window = int(now // length)
         with self._lock:
-            if self._window[0] != minute:
-                self._window = (minute, Counter())
+            if self._window[0] != window:
+                self._window = (window, Counter())
             self._window[1][key] += 1
             over = self._window[1][key] > limit
-        return max(1, int(60 - now % 60)) if over else None
+        return max(1, math.ceil(length - now % length)) if over else None
 
     def draw(self) -> str | None:
         """One of ``dropped``, ``429``, ``5xx``, ``malformed`` or None."""

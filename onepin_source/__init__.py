@@ -70,8 +70,8 @@ def onepin_source(
         since: ISO-8601 lower bound on run ``created_at`` for the first load.
         include_result: Ask for step ``result`` payloads (flattened into ``result__*``).
         lookback_minutes: How far before the high-water mark runs are re-listed.
-        concurrency: Steps requests in flight at once (one shared connection pool; a 429
-            pauses them all).
+        concurrency: Requests in flight at most (one shared connection pool); a 429 lowers it
+            for every worker, see :mod:`onepin_source.throttle`.
         row_format: ``"arrow"`` (default: Arrow tables, several times faster to normalize) or
             ``"dicts"`` (dlt's plain dict rows). Both give the same tables.
         target_key: Identity of the destination (file, folder, dataset). When it differs from
@@ -95,7 +95,7 @@ def onepin_source(
         tuple(validate_uuid(w, "workflow id") for w in workflow_ids or []),
         {wf: tuple(r for w, r in run_pairs if w == wf) for wf, _ in run_pairs},
     )
-    client = OnepinClient(credentials, max_connections=concurrency + 2)
+    client = OnepinClient(credentials, concurrency=concurrency)
     fetcher = StepsFetcher(client, concurrency=concurrency, include_result=include_result)
     lookback = timedelta(minutes=lookback_minutes)
 

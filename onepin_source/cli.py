@@ -189,20 +189,23 @@ def demo(out_dir: str) -> None:
 @click.option("--share-429", type=float, default=0.0, show_default=True)
 @click.option("--retry-after", type=int, default=1, show_default=True)
 @click.option("--rate-limit", type=int, default=0, show_default=True,
-              help="Requests per minute per key (0 = unlimited).")
+              help="Requests per key per window (0 = unlimited).")
+@click.option("--rate-window", type=int, default=60, show_default=True,
+              help="Length of the rate-limit window in seconds.")
 @click.option("--share-5xx", type=float, default=0.0, show_default=True)
 @click.option("--share-malformed", type=float, default=0.0, show_default=True)
 @click.option("--share-dropped", type=float, default=0.0, show_default=True)
 @click.option("--fault-seed", type=int, default=0, show_default=True)
 def sim(host: str, port: int, seed: int, workflows: int, runs: int, nodes: int,
         run_interval: int, latency_ms: float, jitter_ms: float, share_429: float,
-        retry_after: int, rate_limit: int, share_5xx: float, share_malformed: float,
-        share_dropped: float, fault_seed: int) -> None:
+        retry_after: int, rate_limit: int, rate_window: int, share_5xx: float,
+        share_malformed: float, share_dropped: float, fault_seed: int) -> None:
     """Serve the Onepin API simulator until interrupted."""
     from onepin_sim import FaultConfig, Simulator, WorldConfig
 
     faults = FaultConfig(latency_ms=latency_ms, jitter_ms=jitter_ms, share_429=share_429,
                          retry_after_s=retry_after, rate_limit_per_min=rate_limit,
+                         rate_window_s=rate_window,
                          share_5xx=share_5xx, share_malformed=share_malformed,
                          share_dropped=share_dropped, seed=fault_seed)
     simulator = Simulator(WorldConfig(seed, workflows, runs, nodes, run_interval), faults,

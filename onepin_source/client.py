@@ -17,13 +17,14 @@ from onepin_source.config import Credentials
 from onepin_source.errors import OnepinApiError, OnepinAuthError, OnepinNotFoundError
 from onepin_source.settings import (
     API_PREFIX,
+    DEFAULT_CONCURRENCY,
     PAGE_SIZE,
     REQUEST_BACKOFF_FACTOR,
     REQUEST_MAX_ATTEMPTS,
     REQUEST_MAX_RETRY_DELAY_S,
     REQUEST_TIMEOUT_S,
 )
-from onepin_source.throttle import PacedAdapter, SharedPause
+from onepin_source.throttle import LimitedAdapter, RequestLimiter
 
 log = logging.getLogger(__name__)
 USER_AGENT = "onepin-dlt/0.1"
@@ -45,15 +46,16 @@ def _is_malformed_json(response: Response | None, exc: BaseException | None) -> 
 class OnepinClient:
     """A thin, typed face over :class:`RESTClient` for the read endpoints this source uses."""
 
-    def __init__(self, credentials: Credentials, *, max_connections: int = 50,
+    def __init__(self, credentials: Credentials, *, concurrency: int = DEFAULT_CONCURRENCY,
                  max_attempts: int = REQUEST_MAX_ATTEMPTS) -> None:
-        """One pooled, retrying session shared by every thread; a 429 pauses all of them."""
+        """One pooled, retrying session shared by every thread, with at most ``concurrency``
+        requests in flight (fewer after a 429: see :mod:`onepin_source.throttle`)."""
         headers = {"User-Agent": USER_AGENT}
         if credentials.workspace_id:
             headers["X-Workspace-Id"] = credentials.workspace_id
         session = Client(
             request_timeout=REQUEST_TIMEOUT_S,
-            max_connections=max_connections,
+            max_connections=concurrency + 2,
             raise_for_status=False,
             request_max_attempts=max_attempts,
             request_backoff_factor=REQUEST_BACKOFF_FACTOR,
@@ -61,8 +63,8 @@ class OnepinClient:
             status_codes=RETRY_STATUSES,
             retry_condition=_is_malformed_json,
         ).session
-        self.pause = SharedPause()
-        adapter = PacedAdapter(self.pause, pool_maxsize=max_connections)
+        self.limiter = RequestLimiter(concurrency)
+        adapter = LimitedAdapter(self.limiter, pool_maxsize=concurrency + 2)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         self._rest = RESTClient(base_url=credentials.base_url + API_PREFIX, headers=headers,
