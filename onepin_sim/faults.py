@@ -25,6 +25,7 @@ class FaultConfig:
     html_share_of_5xx: float = 0.5
     share_malformed: float = 0.0
     share_dropped: float = 0.0
+    odd_steps: float = 0.0  # share of steps served in undocumented shapes (see odd.py)
     seed: int = 0
 
     def update(self, values: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from onepin_sim import api
+from onepin_sim import api, odd
 from onepin_sim.clock import SimClock, iso_ms
 from onepin_sim.faults import FaultConfig, FaultInjector, RequestStats
 from onepin_sim.world import World, WorldConfig
@@ -173,6 +173,8 @@ class _Handler(BaseHTTPRequestHandler):
             sim.stats.count(kind, err.status)
             self._error(err)
             return
+        if kind == "steps" and sim.faults.odd_steps:
+            payload["data"] = [odd.bend(step, sim.faults.odd_steps) for step in payload["data"]]
         sim.stats.count(kind, 200)
         self._json(200, payload)
 

@@ -17,10 +17,11 @@ import dlt
 from dlt.sources import DltResource
 
 from onepin_source.batches import RowBatches, StepsFetcher, run_keys
+from onepin_source.checks import ProblemTally, step_problems
 from onepin_source.client import OnepinClient
 from onepin_source.config import parse_run_refs, resolve_credentials, validate_uuid
 from onepin_source.errors import ConfigError, OnepinNotFoundError
-from onepin_source.hints import RUN_HINTS, STEP_HINTS, WORKFLOW_HINTS
+from onepin_source.hints import RUN_HINTS, RUN_STEPS_TABLE, WORKFLOW_HINTS
 from onepin_source.incremental import RunTracker
 from onepin_source.settings import DEFAULT_CONCURRENCY, DEFAULT_LOOKBACK_MINUTES, MAX_CONCURRENCY
 from onepin_source.shaping import parse_ts, run_row, step_row, workflow_row
@@ -117,15 +118,16 @@ def onepin_source(
                                           lookback=lookback, since=since_ts):
                 yield batches.runs([run_row(run, workflow_id) for run in page])
 
-    @dlt.transformer(name="run_steps", primary_key="id", merge_key="run_id",
-                     write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-                     columns=STEP_HINTS, parallelized=True)  # type: ignore[call-overload]
-    # (dlt's transformer overloads omit the merge-strategy dict that its resource() accepts)
+    @dlt.transformer(parallelized=True, **RUN_STEPS_TABLE)
     def run_steps(runs_page: Any) -> Any:
         """All steps of a page of runs, replacing each run's previous steps (merge key run_id)."""
-        rows = [step_row(step, workflow_id, run_id)
-                for workflow_id, run_id, steps in fetcher.steps_of(run_keys(runs_page))
-                for step in steps]
+        rows, tally = [], ProblemTally()
+        for workflow_id, run_id, steps in fetcher.steps_of(run_keys(runs_page)):
+            for position, step in enumerate(steps):
+                tally.add(step_problems(step))
+                rows.append(step_row(step, workflow_id, run_id, position))
+        if tally.steps:
+            log.warning(tally.summary())
         return batches.steps(rows) if rows else []
 
     runs_resource = workflows | runs_of

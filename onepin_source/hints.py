@@ -7,6 +7,8 @@ first failure is loaded.
 
 from __future__ import annotations
 
+from typing import Any
+
 from dlt.common.schema.typing import TColumnSchema, TDataType
 
 
@@ -42,3 +44,12 @@ STEP_HINTS = _hints({
     "has_result": "bool", "active_ports": "json", "locales": "json", "pause_reason": "text",
     "pause_error": "text", "error": "text",
 })
+
+
+# The resources' table hints, shared by the source and by code that feeds the same tables.
+RUN_STEPS_TABLE: dict[str, Any] = {
+    "name": "run_steps", "primary_key": "id", "merge_key": "run_id", "columns": STEP_HINTS,
+    "max_table_nesting": 0,  # result is flattened by shaping.py; lists stay JSON
+    # a run's steps are replaced as a unit when the run is fetched again
+    "write_disposition": {"disposition": "merge", "strategy": "delete-insert"},
+}

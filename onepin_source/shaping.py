@@ -70,13 +70,19 @@ def run_row(item: dict[str, Any], workflow_id: str) -> dict[str, Any]:
     return flatten(row)
 
 
-def step_row(item: dict[str, Any], workflow_id: str, run_id: str) -> dict[str, Any]:
+def step_row(item: Any, workflow_id: str, run_id: str, position: int = 0) -> dict[str, Any]:
     """A run_steps row: the step plus ``workflow_id``, ``run_id``, ``duration_ms``, ``result__*``.
 
-    A ``result`` that is not an object (a list, a string) is kept as-is in ``result``.
+    A ``result`` that is not an object (a list, a string) is kept as-is in ``result``; a step
+    without an ``id`` gets ``<run id>#<position>`` (the primary key cannot be null), and a step
+    that is not even an object is kept whole in ``result``.
     """
+    if not isinstance(item, dict):
+        item = {"result": item}
     result = item.get("result")
     row = {k: v for k, v in item.items() if k != "result"}
+    if row.get("id") is None:
+        row["id"] = f"{run_id}#{position}"
     row.update(workflow_id=workflow_id, run_id=run_id,
                duration_ms=duration_ms(item.get("started_at"), item.get("completed_at")))
     flat = flatten(row)

@@ -94,6 +94,8 @@ class LimitedAdapter(HTTPAdapter):
         delay: float | None = None
         try:
             response = super().send(request, *args, **kwargs)
+            if not kwargs.get("stream"):
+                response.content  # noqa: B018 - read the body (and free the connection) in the slot
             status = response.status_code
             if status == 429:
                 delay = retry_delay_s(response.headers)

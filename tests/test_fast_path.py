@@ -15,7 +15,7 @@ from onepin_sim import Simulator, WorldConfig
 from onepin_source.arrow_rows import ArrowRows
 from onepin_source.batches import RowBatches, run_keys
 from onepin_source.errors import ConfigError
-from onepin_source.hints import STEP_HINTS
+from onepin_source.hints import RUN_STEPS_TABLE, STEP_HINTS
 from onepin_source.shaping import step_row
 
 WF, RUN = "wf-1", "run-1"
@@ -71,9 +71,7 @@ def _load_both(tmp_path: Path, batches: list[list[dict[str, Any]]],
         for _ in range(runs):
             shaper = RowBatches(name)
 
-            @dlt.resource(name="run_steps", primary_key="id", merge_key="run_id",
-                          write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-                          columns=STEP_HINTS, max_table_nesting=0)
+            @dlt.resource(**RUN_STEPS_TABLE)
             def steps() -> Any:
                 for batch in batches:
                     yield shaper.steps([step_row(s, WF, RUN) for s in batch])  # noqa: B023

@@ -1,0 +1,158 @@
+"""One measured job per process, so each gets its own peak RSS: ``python -m bench.jobs JOB ...``.
+
+Every job prints one JSON line last: ``{"wall_s", "peak_rss_mb", "rows", ...}``.
+
+- ``project``: this project's load (the same code as ``onepin-etl load``) from the simulator.
+- ``rest_api``: the naive reference, dlt's declarative ``rest_api`` source (rest_api_baseline.py).
+- ``throughput``: no network: recorded API step pages, replayed N times with new ids, shaped and
+  loaded by this project's code (``step_row`` + Arrow or dict rows) into DuckDB.
+- ``raw_insert``: the loading lower bound: the same rows as one Arrow table, inserted N times
+  into DuckDB with plain pyarrow + duckdb (no dlt).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _report(started: float, **extra: Any) -> None:
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"wall_s": round(time.perf_counter() - started, 3),
+                      "peak_rss_mb": round(peak_mb, 1), **extra}))
+
+
+@click.group()
+def jobs() -> None:
+    os.environ.setdefault("RUNTIME__DLT_TELEMETRY", "false")
+
+
+@jobs.command()
+@click.argument("duckdb_file")
+@click.argument("pipelines_dir")
+@click.option("--concurrency", type=int, required=True)
+def project(duckdb_file: str, pipelines_dir: str, concurrency: int) -> None:
+    """``onepin-etl load`` (ONEPIN_BASE_URL / ONEPIN_API_KEY from the environment)."""
+    from onepin_source.cli import main
+
+    started = time.perf_counter()
+    main(["load", "--duckdb-path", duckdb_file, "--pipelines-dir", pipelines_dir,
+          "--concurrency", str(concurrency)], standalone_mode=False)
+    _report(started, rows=_counts(duckdb_file))
+
+
+@jobs.command("rest_api")
+@click.argument("duckdb_file")
+@click.argument("pipelines_dir")
+def rest_api(duckdb_file: str, pipelines_dir: str) -> None:
+    """dlt's declarative rest_api source over the same endpoints."""
+    from bench.rest_api_baseline import main
+
+    started = time.perf_counter()
+    main(os.environ["ONEPIN_BASE_URL"], duckdb_file, pipelines_dir)
+    _report(started, rows=_counts(duckdb_file))
+
+
+def _replayed_pages(pool_file: str, rows: int) -> Iterator[list[dict[str, Any]]]:
+    """Flat step rows, ~1,000 per batch, from the recorded pages; ids made unique per replay."""
+    from onepin_source.shaping import step_row
+
+    with open(pool_file, "rb") as f:
+        pool: list[tuple[str, str, list[dict[str, Any]]]] = pickle.load(f)
+    produced, replay = 0, 0
+    while produced < rows:
+        batch: list[dict[str, Any]] = []
+        for workflow_id, run_id, steps in pool:
+            run = f"{run_id}:{replay}"
+            batch.extend(step_row({**s, "id": f"{s['id']}:{replay}"}, workflow_id, run)
+                         for s in steps[: rows - produced - len(batch)])
+            if len(batch) >= 1000 or produced + len(batch) >= rows:
+                produced += len(batch)
+                yield batch
+                batch = []
+                if produced >= rows:
+                    return
+        if batch:
+            produced += len(batch)
+            yield batch
+        replay += 1
+
+
+@jobs.command()
+@click.argument("pool_file")
+@click.argument("duckdb_file")
+@click.argument("pipelines_dir")
+@click.option("--rows", type=int, required=True)
+@click.option("--row-format", type=click.Choice(["arrow", "dicts"]), required=True)
+def throughput(pool_file: str, duckdb_file: str, pipelines_dir: str, rows: int,
+               row_format: str) -> None:
+    """Shape + normalize + load ``rows`` steps with no network (the source's own code)."""
+    import dlt
+
+    from onepin_source.batches import RowBatches
+    from onepin_source.hints import RUN_STEPS_TABLE
+
+    batches = RowBatches(row_format)
+
+    @dlt.resource(**RUN_STEPS_TABLE)
+    def run_steps() -> Iterator[Any]:
+        for page in _replayed_pages(pool_file, rows):
+            yield batches.steps(page)
+
+    pipeline = dlt.pipeline("bench_throughput", pipelines_dir=pipelines_dir,
+                            destination=dlt.destinations.duckdb(duckdb_file),
+                            dataset_name="onepin")
+    started = time.perf_counter()
+    pipeline.run(run_steps())
+    _report(started, rows=_counts(duckdb_file, ("run_steps",)))
+
+
+@jobs.command("raw_insert")
+@click.argument("pool_file")
+@click.argument("duckdb_file")
+@click.option("--rows", type=int, required=True)
+def raw_insert(pool_file: str, duckdb_file: str, rows: int) -> None:
+    """The same rows as Arrow, inserted with duckdb directly: the floor for loading."""
+    import dlt
+    import duckdb
+    import pyarrow as pa
+
+    from onepin_source.arrow_rows import ArrowRows
+    from onepin_source.hints import STEP_HINTS
+
+    shaper = ArrowRows("run_steps", STEP_HINTS)
+    shaper._bind(dlt.Schema("onepin"))  # no pipeline here: start from the hints alone
+    items = [shaper.table(page) for page in _replayed_pages(pool_file, min(rows, 50_000))]
+    tables = [getattr(item, "data", item) for item in items]  # hints are dlt's business
+    batch = pa.concat_tables(tables, promote_options="default")
+    repeats = max(1, rows // batch.num_rows)
+    with duckdb.connect(duckdb_file) as con:
+        started = time.perf_counter()
+        con.execute("create table run_steps as select * from batch limit 0")
+        for _ in range(repeats):
+            con.execute("insert into run_steps select * from batch")
+        (loaded,), = con.sql("select count(*) from run_steps").fetchall()
+    _report(started, rows={"run_steps": loaded})
+
+
+def _counts(duckdb_file: str, tables: tuple[str, ...] = ("workflows", "runs", "run_steps")
+            ) -> dict[str, int]:
+    import duckdb
+
+    if not Path(duckdb_file).exists():
+        return {}
+    with duckdb.connect(duckdb_file, read_only=True) as con:
+        return {t: con.sql(f"select count(*) from onepin.{t}").fetchall()[0][0] for t in tables}
+
+
+if __name__ == "__main__":
+    sys.exit(jobs())

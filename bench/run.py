@@ -1,0 +1,284 @@
+"""The benchmark: ``python -m bench.run`` (or ``make bench``); ``--quick`` for a smoke run.
+
+Starts the simulator in its own process with the given latency and size, then measures side by
+side in one run, each job in its own process (bench/jobs.py):
+
+1. this project's full load, an unchanged re-load, and a full load with 5% 429s + 5% 5xx;
+2. the naive alternative, dlt's declarative ``rest_api`` source (bench/rest_api_baseline.py);
+3. the lower bound: requests x latency / concurrency for fetching, plus a raw pyarrow -> DuckDB
+   insert of the same rows for loading;
+
+and, with no network, shaping + normalize + load throughput (Arrow and dict rows) against the
+raw insert. Prints a table with ratios and writes everything as JSON (``--out``).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import pickle
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import requests
+from rich.console import Console
+from rich.table import Table
+
+from onepin_sim import FaultConfig, Simulator, WorldConfig
+from onepin_source.settings import DEFAULT_CONCURRENCY
+
+console = Console()
+FAULTS = {"share_429": 0.05, "retry_after_s": 1, "share_5xx": 0.05, "seed": 42}
+
+
+@dataclass
+class Measure:
+    name: str
+    wall_s: float
+    peak_rss_mb: float
+    rows: dict[str, int] = field(default_factory=dict)
+    requests: int | None = None
+    requests_by_kind: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def step_rows(self) -> int:
+        return self.rows.get("run_steps", 0)
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.step_rows / self.wall_s if self.wall_s else 0.0
+
+
+# ---- the simulator in its own process (its CPU must not share our GIL) ----------------------
+def _serve(world: dict[str, Any], faults: dict[str, Any], ready: Any) -> None:
+    simulator = Simulator(WorldConfig(**world), FaultConfig(**faults))
+    ready.put((simulator.base_url, simulator.api_key))
+    simulator.serve_forever()
+
+
+@contextmanager
+def simulator_process(world: WorldConfig, latency_ms: float) -> Iterator[tuple[str, str]]:
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Queue()
+    process = ctx.Process(target=_serve, args=(asdict(world), {"latency_ms": latency_ms}, ready),
+                          daemon=True)
+    process.start()
+    try:
+        yield ready.get(timeout=60)
+    finally:
+        process.terminate()
+        process.join(10)
+
+
+def _admin(base_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    url = f"{base_url}/_sim/{path}"
+    response = requests.post(url, json=body, timeout=10) if body is not None or \
+        path.endswith("reset") else requests.get(url, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+# ---- jobs ------------------------------------------------------------------------------------
+def run_job(name: str, args: list[str], env: dict[str, str], base_url: str | None = None,
+            note: str = "") -> Measure:
+    if base_url:
+        _admin(base_url, "stats/reset")
+    done = subprocess.run([sys.executable, "-m", "bench.jobs", *args], env=env,
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise click.ClickException(f"{name} failed (exit {done.returncode}):\n"
+                                   f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    measure = Measure(name, result["wall_s"], result["peak_rss_mb"], result.get("rows", {}),
+                      note=note)
+    if base_url:
+        stats = _admin(base_url, "stats")
+        measure.requests = stats["total"]
+        measure.requests_by_kind = stats["requests"]
+    console.print(f"  {name}: {measure.wall_s:.1f} s, {measure.step_rows} steps, "
+                  f"{measure.requests if measure.requests is not None else '-'} requests, "
+                  f"peak {measure.peak_rss_mb:.0f} MB")
+    return measure
+
+
+def record_pool(world: WorldConfig, runs: int, pool_file: Path) -> int:
+    """Record real API step pages (no latency) to replay in the throughput jobs."""
+    with Simulator(world) as sim:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {sim.api_key}"
+        api = f"{sim.base_url}/api/v1"
+        pool: list[tuple[str, str, list[dict[str, Any]]]] = []
+        workflows = session.get(f"{api}/workflows", params={"limit": 100}, timeout=30).json()
+        for workflow in workflows["data"]:
+            listed = session.get(f"{api}/workflows/{workflow['id']}/runs",
+                                 params={"limit": 100}, timeout=30).json()["data"]
+            for run in listed:
+                steps = session.get(f"{api}/workflows/{workflow['id']}/runs/{run['id']}/steps",
+                                    params={"include_result": "true"}, timeout=30).json()["data"]
+                pool.append((workflow["id"], run["id"], steps))
+                if len(pool) >= runs:
+                    break
+            if len(pool) >= runs:
+                break
+    pool_file.write_bytes(pickle.dumps(pool))
+    return sum(len(steps) for _, _, steps in pool)
+
+
+def tables_digest(duckdb_file: Path) -> dict[str, Any]:
+    """Per table: columns with types and an order-independent hash of every value."""
+    import duckdb
+
+    digest: dict[str, Any] = {}
+    with duckdb.connect(str(duckdb_file), read_only=True) as con:
+        for table in ("workflows", "runs", "run_steps"):
+            columns = con.sql("select column_name, data_type from information_schema.columns "
+                              f"where table_schema = 'onepin' and table_name = '{table}' "
+                              "and column_name not like '\\_dlt%' escape '\\' "
+                              "order by column_name").fetchall()
+            names = ", ".join(f'"{c}"' for c, _ in columns)
+            (count, hashed), = con.sql(f"select count(*), sum(hash(row({names})))::varchar "
+                                       f"from onepin.{table}").fetchall()
+            digest[table] = {"columns": columns, "rows": count, "hash": hashed}
+    return digest
+
+
+def machine() -> dict[str, Any]:
+    import dlt
+    import duckdb
+    import pyarrow
+
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+                                / 2**30, 1),
+            "python": platform.python_version(), "os": platform.platform(terse=True),
+            "dlt": dlt.__version__, "duckdb": duckdb.__version__, "pyarrow": pyarrow.__version__}
+
+
+# ---- the run ---------------------------------------------------------------------------------
+@click.command()
+@click.option("--latency-ms", type=float, default=25.0, show_default=True)
+@click.option("--workflows", type=int, default=50, show_default=True)
+@click.option("--runs", type=int, default=100, show_default=True, help="Runs per workflow.")
+@click.option("--nodes", type=int, default=10, show_default=True)
+@click.option("--concurrency", type=int, default=DEFAULT_CONCURRENCY, show_default=True)
+@click.option("--throughput-rows", type=int, default=1_000_000, show_default=True)
+@click.option("--quick", is_flag=True, help="Small sizes: a smoke run of about a minute.")
+@click.option("--out", type=click.Path(dir_okay=False), default="bench/results/latest.json",
+              show_default=True)
+def main(latency_ms: float, workflows: int, runs: int, nodes: int, concurrency: int,
+         throughput_rows: int, quick: bool, out: str) -> None:
+    """Benchmark this project against dlt's rest_api source and the lower bound."""
+    if quick:
+        workflows, runs, throughput_rows = 5, 20, 20_000
+    world = WorldConfig(seed=2026, workflows=workflows, runs=runs, nodes=nodes)
+    work = Path(tempfile.mkdtemp(prefix="onepin-bench-"))
+    results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M"),
+                               "config": {"latency_ms": latency_ms, "concurrency": concurrency,
+                                          **asdict(world), "throughput_rows": throughput_rows,
+                                          "faults": FAULTS}}
+    measures: dict[str, Measure] = {}
+    try:
+        console.print(f"[bold]Network: {workflows} workflows x {runs} runs x {nodes} nodes, "
+                      f"{latency_ms:g} ms latency, concurrency {concurrency}[/]")
+        with simulator_process(world, latency_ms) as (base_url, api_key):
+            env = {**os.environ, "ONEPIN_BASE_URL": base_url, "ONEPIN_API_KEY": api_key,
+                   "RUNTIME__DLT_TELEMETRY": "false"}
+            project = ["project", str(work / "project.duckdb"), str(work / "pipelines"),
+                       "--concurrency", str(concurrency)]
+            measures["project"] = run_job("project full load", project, env, base_url)
+            measures["reload"] = run_job("project unchanged re-load", project, env, base_url)
+            measures["naive"] = run_job(
+                "dlt rest_api (naive)",
+                ["rest_api", str(work / "naive.duckdb"), str(work / "naive_pipelines")],
+                env, base_url)
+            _admin(base_url, "faults", FAULTS)
+            measures["faults"] = run_job(
+                "project, 5% 429 + 5% 5xx",
+                ["project", str(work / "faults.duckdb"), str(work / "faults_pipelines"),
+                 "--concurrency", str(concurrency)], env, base_url)
+            _admin(base_url, "faults", {"share_429": 0, "share_5xx": 0})
+        identical = tables_digest(work / "faults.duckdb") == tables_digest(work /
+                                                                         "project.duckdb")
+        results["faults_tables_identical"] = identical
+
+        console.print(f"[bold]No network: {throughput_rows:,} steps[/]")
+        pool = work / "pool.pickle"
+        record_pool(world, min(workflows * runs, 2000), pool)
+        measures["arrow"] = run_job("project, Arrow rows", [
+            "throughput", str(pool), str(work / "arrow.duckdb"), str(work / "tp_pipelines"),
+            "--rows", str(throughput_rows), "--row-format", "arrow"], env)
+        dict_rows = min(throughput_rows, 50_000)
+        measures["dicts"] = run_job("project, dict rows", [
+            "throughput", str(pool), str(work / "dicts.duckdb"), str(work / "tp_pipelines2"),
+            "--rows", str(dict_rows), "--row-format", "dicts"], env)
+        measures["raw"] = run_job("raw pyarrow -> DuckDB", [
+            "raw_insert", str(pool), str(work / "raw.duckdb"), "--rows", str(throughput_rows)],
+            env)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    results["measures"] = {k: {**asdict(m), "rows_per_s": round(m.rows_per_s)}
+                           for k, m in measures.items()}
+    results["figures"] = figures(measures, latency_ms, concurrency)
+    print_tables(results)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(results, indent=2) + "\n")
+    console.print(f"written {out}")
+
+
+def figures(m: dict[str, Measure], latency_ms: float, concurrency: int) -> dict[str, Any]:
+    project, naive = m["project"], m["naive"]
+    raw_rate = m["raw"].rows_per_s
+    fetch_floor = (project.requests or 0) * latency_ms / 1000 / concurrency
+    load_floor = project.step_rows / raw_rate if raw_rate else 0.0
+    floor = fetch_floor + load_floor
+    return {
+        "lower_bound_s": round(floor, 2),
+        "lower_bound_fetch_s": round(fetch_floor, 2),
+        "lower_bound_load_s": round(load_floor, 3),
+        "speedup_vs_naive": round(naive.wall_s / project.wall_s, 2),
+        "project_vs_lower_bound": round(project.wall_s / floor, 2) if floor else None,
+        "reload_requests": m["reload"].requests,
+        "reload_vs_full_time": round(m["reload"].wall_s / project.wall_s, 3),
+        "fault_slowdown": round(m["faults"].wall_s / project.wall_s, 2),
+        "arrow_rows_per_s": round(m["arrow"].rows_per_s),
+        "arrow_vs_dicts": round(m["arrow"].rows_per_s / m["dicts"].rows_per_s, 2),
+        "raw_vs_arrow": round(raw_rate / m["arrow"].rows_per_s, 2),
+        "arrow_peak_rss_mb": m["arrow"].peak_rss_mb,
+    }
+
+
+def print_tables(results: dict[str, Any]) -> None:
+    table = Table(title="onepin-dlt benchmark")
+    for column in ("job", "wall s", "steps", "steps/s", "requests", "peak RSS MB"):
+        table.add_column(column, justify="left" if column == "job" else "right")
+    for measure in results["measures"].values():
+        table.add_row(measure["name"], f"{measure['wall_s']:.2f}",
+                      f"{measure['rows'].get('run_steps', 0):,}",
+                      f"{measure['rows_per_s']:,}",
+                      "-" if measure["requests"] is None else str(measure["requests"]),
+                      f"{measure['peak_rss_mb']:.0f}")
+    console.print(table)
+    ratios = Table(title="figures")
+    ratios.add_column("figure")
+    ratios.add_column("value", justify="right")
+    for name, value in results["figures"].items():
+        ratios.add_row(name, str(value))
+    ratios.add_row("faults_tables_identical", str(results["faults_tables_identical"]))
+    console.print(ratios)
+
+
+if __name__ == "__main__":
+    main()

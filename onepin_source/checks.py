@@ -1,0 +1,63 @@
+"""What in an API step differs from its documented shape. For warnings only: nothing is dropped.
+
+A step that breaks the shape is still loaded as it came: a value that cannot take its column's
+type lands in a dlt variant column (``iteration__v_text``), a ``result`` that is not an object
+in the ``result`` column, a missing ``id`` gets a stable stand-in (``<run id>#<position>``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from onepin_source.shaping import parse_ts
+
+REQUIRED = ("id", "node_id", "node_type", "status")  # required by the SDK's RunStep model
+# Seen or implied statuses (onepin-api.md: "not enumerated anywhere").
+KNOWN_STATUSES = frozenset({"pending", "running", "completed", "failed", "cancelled", "skipped",
+                            "paused"})
+_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,), "node_id": (str,), "node_type": (str,), "status": (str,),
+    "node_display_name": (str,), "iteration": (int,), "has_result": (bool,),
+    "active_ports": (list,), "locales": (list,), "pause_reason": (str,),
+    "pause_error": (str,), "error": (str,), "result": (dict,),
+}
+TIMESTAMPS = ("started_at", "completed_at")
+
+
+def step_problems(step: Any) -> list[str]:
+    """Short descriptions of how ``step`` departs from the documented RunStep shape."""
+    if not isinstance(step, dict):
+        return [f"step is a {type(step).__name__}, not an object"]
+    problems = [f"missing {name}" for name in REQUIRED if step.get(name) is None]
+    for name, types in _TYPES.items():
+        value = step.get(name)
+        if value is not None and (not isinstance(value, types) or
+                                  (types == (int,) and isinstance(value, bool))):
+            problems.append(f"{name} is {type(value).__name__}")
+    status = step.get("status")
+    if isinstance(status, str) and status not in KNOWN_STATUSES:
+        problems.append(f"unknown status {status!r}")
+    for name in TIMESTAMPS:
+        value = step.get(name)
+        if value is not None and parse_ts(value) is None:
+            problems.append(f"{name} is not an ISO-8601 time with offset")
+    return problems
+
+
+class ProblemTally:
+    """Counts problems over a batch, for one warning line instead of one per step."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.kinds: Counter[str] = Counter()
+
+    def add(self, problems: list[str]) -> None:
+        if problems:
+            self.steps += 1
+            self.kinds.update(problems)
+
+    def summary(self) -> str:
+        kinds = ", ".join(f"{kind} ({n})" for kind, n in self.kinds.most_common(6))
+        return (f"{self.steps} steps differ from the documented shape: {kinds}; loaded as "
+                "sent (values that do not fit a column are kept in its __v_<type> column)")
