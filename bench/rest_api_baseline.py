@@ -52,9 +52,8 @@ def main(base_url: str, duckdb_file: str, pipelines_dir: str) -> None:
     pipeline = dlt.pipeline("rest_api_baseline", pipelines_dir=pipelines_dir,
                             destination=dlt.destinations.duckdb(duckdb_file),
                             dataset_name="onepin")
-    pipeline.run(onepin_rest_api(base_url, os.environ["ONEPIN_API_KEY"]))
-    counts = pipeline.last_trace.last_normalize_info.row_counts
-    print({t: counts.get(t, 0) for t in ("workflows", "runs", "run_steps")})
+    info = pipeline.run(onepin_rest_api(base_url, os.environ["ONEPIN_API_KEY"]))
+    print(info)
 
 
 if __name__ == "__main__":
