@@ -12,6 +12,8 @@ Every job prints one JSON line last: ``{"wall_s", "peak_rss_mb", "rows", ...}``.
 
 from __future__ import annotations
 
+import gc
+import itertools
 import json
 import os
 import pickle
@@ -63,28 +65,30 @@ def rest_api(duckdb_file: str, pipelines_dir: str) -> None:
 
 
 def _replayed_pages(pool_file: str, rows: int) -> Iterator[list[dict[str, Any]]]:
-    """Flat step rows, ~1,000 per batch, from the recorded pages; ids made unique per replay."""
+    """Flat step rows in batches of RUNS_PER_BATCH runs (as the source hands them to dlt),
+    from the recorded pages, replayed with new step and run ids until ``rows`` are made."""
+    from onepin_source.settings import RUNS_PER_BATCH
     from onepin_source.shaping import step_row
 
     with open(pool_file, "rb") as f:
         pool: list[tuple[str, str, list[dict[str, Any]]]] = pickle.load(f)
-    produced, replay = 0, 0
-    while produced < rows:
-        batch: list[dict[str, Any]] = []
+    # The recorded pages are static input held for the whole job; freezing them keeps Python's
+    # cyclic GC from rescanning them at every collection (the source holds no such pool).
+    gc.freeze()
+    produced, runs = 0, 0
+    batch: list[dict[str, Any]] = []
+    for replay in itertools.count():
         for workflow_id, run_id, steps in pool:
             run = f"{run_id}:{replay}"
             batch.extend(step_row({**s, "id": f"{s['id']}:{replay}"}, workflow_id, run)
                          for s in steps[: rows - produced - len(batch)])
-            if len(batch) >= 1000 or produced + len(batch) >= rows:
+            runs += 1
+            if runs == RUNS_PER_BATCH or produced + len(batch) >= rows:
                 produced += len(batch)
                 yield batch
-                batch = []
+                runs, batch = 0, []
                 if produced >= rows:
                     return
-        if batch:
-            produced += len(batch)
-            yield batch
-        replay += 1
 
 
 @jobs.command()
@@ -100,6 +104,7 @@ def throughput(pool_file: str, duckdb_file: str, pipelines_dir: str, rows: int,
 
     from onepin_source.batches import RowBatches
     from onepin_source.hints import RUN_STEPS_TABLE
+    from onepin_source.pipeline import duckdb_destination
 
     batches = RowBatches(row_format)
 
@@ -109,8 +114,7 @@ def throughput(pool_file: str, duckdb_file: str, pipelines_dir: str, rows: int,
             yield batches.steps(page)
 
     pipeline = dlt.pipeline("bench_throughput", pipelines_dir=pipelines_dir,
-                            destination=dlt.destinations.duckdb(duckdb_file),
-                            dataset_name="onepin")
+                            destination=duckdb_destination(duckdb_file), dataset_name="onepin")
     started = time.perf_counter()
     pipeline.run(run_steps())
     _report(started, rows=_counts(duckdb_file, ("run_steps",)))

@@ -16,14 +16,19 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
-from onepin_source.batches import RowBatches, StepsFetcher, run_keys
+from onepin_source.batches import RowBatches, StepsFetcher, regroup, run_keys
 from onepin_source.checks import ProblemTally, step_problems
 from onepin_source.client import OnepinClient
 from onepin_source.config import parse_run_refs, resolve_credentials, validate_uuid
 from onepin_source.errors import ConfigError, OnepinNotFoundError
 from onepin_source.hints import RUN_HINTS, RUN_STEPS_TABLE, WORKFLOW_HINTS
 from onepin_source.incremental import RunTracker
-from onepin_source.settings import DEFAULT_CONCURRENCY, DEFAULT_LOOKBACK_MINUTES, MAX_CONCURRENCY
+from onepin_source.settings import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_LOOKBACK_MINUTES,
+    MAX_CONCURRENCY,
+    RUNS_PER_BATCH,
+)
 from onepin_source.shaping import parse_ts, run_row, step_row, workflow_row
 
 __all__ = ["onepin_source"]
@@ -106,23 +111,28 @@ def onepin_source(
     @dlt.transformer(name="runs", primary_key="id", write_disposition="merge",
                      columns=RUN_HINTS)
     def runs_of(workflow: dict[str, Any]) -> Iterator[Any]:
-        """Runs of one workflow, a page at a time: new ones and those open at the last load."""
+        """Runs of one workflow, in batches: new ones and those open at the last load."""
         workflow_id = workflow["id"]
+        seen: set[str] = set()  # each run (and so its steps) once per load
         chosen = [run_row(client.run(workflow_id, run_id), workflow_id)
-                  for run_id in selection.runs.get(workflow_id, ())]
+                  for run_id in dict.fromkeys(selection.runs.get(workflow_id, ()))]
+        seen.update(run["id"] for run in chosen)
         if chosen:
             yield batches.runs(chosen)
         if selection.lists_runs_of(workflow_id):
             state = _workflow_states(target_key)
-            for page in _incremental_runs(client, workflow_id, state.setdefault(workflow_id, {}),
-                                          lookback=lookback, since=since_ts):
-                yield batches.runs([run_row(run, workflow_id) for run in page])
+            pages = _incremental_runs(client, workflow_id, state.setdefault(workflow_id, {}),
+                                      lookback=lookback, since=since_ts)
+            for runs_batch in regroup(pages, RUNS_PER_BATCH):
+                fresh = [run_row(run, workflow_id) for run in _unseen(runs_batch, seen)]
+                if fresh:
+                    yield batches.runs(fresh)
 
     @dlt.transformer(parallelized=True, **RUN_STEPS_TABLE)
-    def run_steps(runs_page: Any) -> Any:
-        """All steps of a page of runs, replacing each run's previous steps (merge key run_id)."""
+    def run_steps(runs_batch: Any) -> Any:
+        """All steps of a batch of runs, replacing each run's previous steps (merge key run_id)."""
         rows, tally = [], ProblemTally()
-        for workflow_id, run_id, steps in fetcher.steps_of(run_keys(runs_page)):
+        for workflow_id, run_id, steps in fetcher.steps_of(run_keys(runs_batch)):
             for position, step in enumerate(steps):
                 tally.add(step_problems(step))
                 rows.append(step_row(step, workflow_id, run_id, position))
@@ -132,6 +142,14 @@ def onepin_source(
 
     runs_resource = workflows | runs_of
     return workflows, runs_resource, runs_resource | run_steps
+
+
+def _unseen(runs: list[dict[str, Any]], seen: set[str]) -> Iterator[dict[str, Any]]:
+    """Runs not met before in this load (offset paging shifts when new runs arrive meanwhile)."""
+    for run in runs:
+        if run["id"] not in seen:
+            seen.add(run["id"])
+            yield run
 
 
 def _workflow_states(target_key: str | None) -> dict[str, Any]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import dlt
 import pyarrow as pa
@@ -17,6 +17,7 @@ from onepin_source.errors import ConfigError
 from onepin_source.hints import RUN_HINTS, STEP_HINTS
 
 ROW_FORMATS = ("arrow", "dicts")
+T = TypeVar("T")
 
 
 class RowBatches:
@@ -55,6 +56,18 @@ def _quiet_hint_override_warning() -> None:
     dlt_logger = logging.getLogger("dlt")
     if not any(isinstance(f, _HintOverrideFilter) for f in dlt_logger.filters):
         dlt_logger.addFilter(_HintOverrideFilter())
+
+
+def regroup(pages: Iterable[list[T]], size: int) -> Iterator[list[T]]:
+    """The items of ``pages`` in lists of at least ``size`` (the last one may be shorter)."""
+    batch: list[T] = []
+    for page in pages:
+        batch.extend(page)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def run_keys(item: Any) -> list[tuple[str, str]]:

@@ -47,9 +47,12 @@ STEP_HINTS = _hints({
 
 
 # The resources' table hints, shared by the source and by code that feeds the same tables.
+# A run's steps are replaced as a unit when the run is fetched again: delete-insert on the merge
+# key run_id. Not also on a primary key: dlt would then delete with "id = id OR run_id = run_id",
+# a join DuckDB cannot hash, and a 5,000-step load into a 1M-step table took 8.6 s instead of
+# 0.2 s. Step ids stay unique because the source fetches each run once per load.
 RUN_STEPS_TABLE: dict[str, Any] = {
-    "name": "run_steps", "primary_key": "id", "merge_key": "run_id", "columns": STEP_HINTS,
-    "max_table_nesting": 0,  # result is flattened by shaping.py; lists stay JSON
-    # a run's steps are replaced as a unit when the run is fetched again
+    "name": "run_steps", "merge_key": "run_id", "max_table_nesting": 0,
+    "columns": {**STEP_HINTS, "id": {**STEP_HINTS["id"], "unique": True}},
     "write_disposition": {"disposition": "merge", "strategy": "delete-insert"},
 }

@@ -25,6 +25,7 @@ from onepin_source.settings import (
     DEFAULT_DUCKDB_PATH,
     DEFAULT_PARQUET_DIR,
     DEFAULT_PIPELINE_NAME,
+    DUCKDB_MEMORY_LIMIT,
 )
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class Target:
 
     def dlt_destination(self) -> Any:
         if self.destination == "duckdb":
-            return dlt.destinations.duckdb(str(Path(self.duckdb_path).absolute()))
+            return duckdb_destination(self.duckdb_path)
         if self.destination == "parquet":
             url = self.parquet_dir
             if "://" not in url:
@@ -98,6 +99,14 @@ class Target:
             pipeline_name=self.name, destination=self.dlt_destination(),
             dataset_name=self.dataset, **kwargs)
         return pipeline
+
+
+def duckdb_destination(path: str | Path) -> Any:
+    """dlt's DuckDB destination for ``path``, with a memory cap (DuckDB spills past it)."""
+    return dlt.destinations.duckdb(credentials={
+        "database": str(Path(path).absolute()),
+        "global_config": {"memory_limit": DUCKDB_MEMORY_LIMIT},
+    })
 
 
 def run_load(pipeline: dlt.Pipeline, source: Any, *, full_refresh: bool = False,

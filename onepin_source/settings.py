@@ -14,10 +14,16 @@ REQUEST_MAX_RETRY_DELAY_S = 60.0  # the SDK caps Retry-After at 60 s too
 # limit (example rate_limit_per_min: 1000) is far below that: more only meets 429s sooner.
 DEFAULT_CONCURRENCY = 8
 MAX_CONCURRENCY = 64
+# Runs (and their steps, ~10 per run) handed to dlt as one item: dlt spends ~10 ms on every item
+# (it computes and validates the table schema each time), so 5 pages of runs per item, not 1.
+RUNS_PER_BATCH = 500
 DEFAULT_DATASET = "onepin"
 DEFAULT_PIPELINE_NAME = "onepin"
 # Not "onepin.duckdb": a DuckDB file whose stem equals the dataset name makes DuckDB fail with
 # "Ambiguous reference to catalog or schema".
 DEFAULT_DUCKDB_PATH = "onepin_etl.duckdb"
+# DuckDB's default cap is 80% of RAM: loading 1M steps took 4 GB. With 512 MB it spills to disk
+# past that and the same load peaks under 1 GB, about 20% slower (bench/, README Performance).
+DUCKDB_MEMORY_LIMIT = "512MB"
 DEFAULT_PARQUET_DIR = "onepin_data"
 CREDENTIALS_FILE = "~/.onepin/credentials"  # the official Onepin CLI's TOML credentials

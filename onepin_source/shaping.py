@@ -21,7 +21,7 @@ def parse_ts(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value)  # Python 3.11+ reads "Z" and any offset
     except ValueError:
         return None
     return parsed if parsed.tzinfo else None
@@ -42,13 +42,17 @@ def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     and, with ``max_table_nesting=0``, stores lists as JSON in one column (no child tables).
     """
     flat: dict[str, Any] = {}
-    for key, value in record.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, name + SEP))
-        else:
-            flat[name] = value
+    _flatten_into(flat, record, prefix, skip_none=False)
     return flat
+
+
+def _flatten_into(flat: dict[str, Any], record: dict[str, Any], prefix: str, *,
+                  skip_none: bool) -> None:
+    for key, value in record.items():
+        if isinstance(value, dict) and value:
+            _flatten_into(flat, value, f"{prefix}{key}{SEP}", skip_none=skip_none)
+        elif value is not None or not skip_none:
+            flat[prefix + key] = value
 
 
 def workflow_row(item: dict[str, Any]) -> dict[str, Any]:
@@ -75,21 +79,28 @@ def step_row(item: Any, workflow_id: str, run_id: str, position: int = 0) -> dic
 
     A ``result`` that is not an object (a list, a string) is kept as-is in ``result``; a step
     without an ``id`` gets ``<run id>#<position>`` (the primary key cannot be null), and a step
-    that is not even an object is kept whole in ``result``.
+    that is not even an object is kept whole in ``result``. (One pass: this runs for every step.)
     """
     if not isinstance(item, dict):
         item = {"result": item}
-    result = item.get("result")
-    row = {k: v for k, v in item.items() if k != "result"}
-    if row.get("id") is None:
-        row["id"] = f"{run_id}#{position}"
-    row.update(workflow_id=workflow_id, run_id=run_id,
-               duration_ms=duration_ms(item.get("started_at"), item.get("completed_at")))
-    flat = flatten(row)
+    flat: dict[str, Any] = {}
+    result = None
+    for key, value in item.items():
+        if key == "result":
+            result = value
+        elif isinstance(value, dict) and value:
+            _flatten_into(flat, value, key + SEP, skip_none=False)
+        else:
+            flat[key] = value
+    if flat.get("id") is None:
+        flat["id"] = f"{run_id}#{position}"
+    flat["workflow_id"] = workflow_id
+    flat["run_id"] = run_id
+    flat["duration_ms"] = duration_ms(item.get("started_at"), item.get("completed_at"))
     if isinstance(result, dict):
         # A null leaf is the same as an absent key in a column; dropping it spares dlt's
         # "column received no data" warning for keys that are null everywhere.
-        flat.update((k, v) for k, v in flatten(result, "result" + SEP).items() if v is not None)
+        _flatten_into(flat, result, "result" + SEP, skip_none=True)
     elif result is not None:
         flat["result"] = result
     return flat
