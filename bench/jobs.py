@@ -64,17 +64,24 @@ def rest_api(duckdb_file: str, pipelines_dir: str) -> None:
     _report(started, rows=_counts(duckdb_file))
 
 
-def _replayed_pages(pool_file: str, rows: int) -> Iterator[list[dict[str, Any]]]:
+Pool = list[tuple[str, str, list[dict[str, Any]]]]
+
+
+def _load_pool(pool_file: str) -> Pool:
+    with open(pool_file, "rb") as f:
+        pool: Pool = pickle.load(f)
+    # The recorded pages are static input held for the whole job; freezing them keeps Python's
+    # cyclic GC from rescanning them at every collection (the source holds no such pool).
+    gc.freeze()
+    return pool
+
+
+def _replayed_pages(pool: Pool, rows: int) -> Iterator[list[dict[str, Any]]]:
     """Flat step rows in batches of RUNS_PER_BATCH runs (as the source hands them to dlt),
     from the recorded pages, replayed with new step and run ids until ``rows`` are made."""
     from onepin_source.settings import RUNS_PER_BATCH
     from onepin_source.shaping import step_row
 
-    with open(pool_file, "rb") as f:
-        pool: list[tuple[str, str, list[dict[str, Any]]]] = pickle.load(f)
-    # The recorded pages are static input held for the whole job; freezing them keeps Python's
-    # cyclic GC from rescanning them at every collection (the source holds no such pool).
-    gc.freeze()
     produced, runs = 0, 0
     batch: list[dict[str, Any]] = []
     for replay in itertools.count():
@@ -107,10 +114,11 @@ def throughput(pool_file: str, duckdb_file: str, pipelines_dir: str, rows: int,
     from onepin_source.pipeline import duckdb_destination
 
     batches = RowBatches(row_format)
+    pool = _load_pool(pool_file)
 
     @dlt.resource(**RUN_STEPS_TABLE)
     def run_steps() -> Iterator[Any]:
-        for page in _replayed_pages(pool_file, rows):
+        for page in _replayed_pages(pool, rows):
             yield batches.steps(page)
 
     pipeline = dlt.pipeline("bench_throughput", pipelines_dir=pipelines_dir,
@@ -135,7 +143,8 @@ def raw_insert(pool_file: str, duckdb_file: str, rows: int) -> None:
 
     shaper = ArrowRows("run_steps", STEP_HINTS)
     shaper._bind(dlt.Schema("onepin"))  # no pipeline here: start from the hints alone
-    items = [shaper.table(page) for page in _replayed_pages(pool_file, min(rows, 50_000))]
+    items = [shaper.table(page) for page in _replayed_pages(_load_pool(pool_file),
+                                                            min(rows, 50_000))]
     tables = [getattr(item, "data", item) for item in items]  # hints are dlt's business
     batch = pa.concat_tables(tables, promote_options="default")
     repeats = max(1, rows // batch.num_rows)

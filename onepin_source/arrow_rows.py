@@ -63,6 +63,7 @@ class ArrowRows:
         self._types: dict[str, TDataType] = {}
         self._names: dict[str, str] = {}
         self._hinted: set[str] = set()
+        self._order: list[int] = []  # position in the columns being built -> row index
 
     def _bind(self, schema: Schema) -> None:
         """Start from the pipeline's schema: its column types win over inference."""
@@ -96,17 +97,29 @@ class ArrowRows:
 
     # ---- internals (called under the lock) ---------------------------------------------------
     def _columns(self, rows: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
-        """Column-wise values under normalized names; None where a row lacks the key."""
+        """Column-wise values under normalized names; None where a row lacks the key.
+
+        Rows with the same keys (steps of one node type, mostly) are transposed together with
+        ``zip``, so the values are copied by C code, not one by one. The columns then list the
+        rows grouped that way; ``self._order`` maps a position back to the row's index, which
+        type inference needs (the first value *in row order* decides a new column's type).
+        """
         n = len(rows)
-        raw: dict[str, list[Any]] = {}
+        groups: dict[tuple[str, ...], list[int]] = {}
         for i, row in enumerate(rows):
-            for key, value in row.items():
-                if value is None:
-                    continue
+            groups.setdefault(tuple(row), []).append(i)
+        raw: dict[str, list[Any]] = {}
+        start = 0
+        for keys, members in groups.items():
+            end = start + len(members)
+            transposed = zip(*(rows[i].values() for i in members), strict=True)
+            for key, group_values in zip(keys, transposed, strict=True):
                 column = raw.get(key)
                 if column is None:
                     column = raw[key] = [None] * n
-                column[i] = value
+                column[start:end] = group_values
+            start = end
+        self._order = [i for members in groups.values() for i in members]
         columns: dict[str, list[Any]] = {}
         for key, values in raw.items():
             name = self._name(key)
@@ -132,8 +145,9 @@ class ArrowRows:
         """Type column ``name``; values that do not fit go to ``name__v_<type>`` columns."""
         col_type = self._types.get(name)
         if col_type is None:
-            col_type = self._types[name] = self._infer(next(v for v in values if v is not None),
-                                                       name)
+            first = min((p for p, v in enumerate(values) if v is not None),
+                        key=self._order.__getitem__)
+            col_type = self._types[name] = self._infer(values[first], name)
         kinds = {type(v) for v in values}
         kinds.discard(_NONE)
         if kinds <= _NATIVE.get(col_type, frozenset()):

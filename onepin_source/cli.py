@@ -195,11 +195,14 @@ def demo(out_dir: str) -> None:
 @click.option("--share-5xx", type=float, default=0.0, show_default=True)
 @click.option("--share-malformed", type=float, default=0.0, show_default=True)
 @click.option("--share-dropped", type=float, default=0.0, show_default=True)
+@click.option("--odd-steps", type=float, default=0.0, show_default=True,
+              help="Share of steps served in undocumented shapes (missing fields, wrong types…).")
 @click.option("--fault-seed", type=int, default=0, show_default=True)
 def sim(host: str, port: int, seed: int, workflows: int, runs: int, nodes: int,
         run_interval: int, latency_ms: float, jitter_ms: float, share_429: float,
         retry_after: int, rate_limit: int, rate_window: int, share_5xx: float,
-        share_malformed: float, share_dropped: float, fault_seed: int) -> None:
+        share_malformed: float, share_dropped: float, odd_steps: float,
+        fault_seed: int) -> None:
     """Serve the Onepin API simulator until interrupted."""
     from onepin_sim import FaultConfig, Simulator, WorldConfig
 
@@ -207,7 +210,7 @@ def sim(host: str, port: int, seed: int, workflows: int, runs: int, nodes: int,
                          retry_after_s=retry_after, rate_limit_per_min=rate_limit,
                          rate_window_s=rate_window,
                          share_5xx=share_5xx, share_malformed=share_malformed,
-                         share_dropped=share_dropped, seed=fault_seed)
+                         share_dropped=share_dropped, odd_steps=odd_steps, seed=fault_seed)
     simulator = Simulator(WorldConfig(seed, workflows, runs, nodes, run_interval), faults,
                           host=host, port=port)
     click.echo(f"Onepin simulator at {simulator.base_url}  (admin: {simulator.base_url}/_sim/)")
