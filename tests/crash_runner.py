@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from onepin_source.cli import main
@@ -24,26 +25,22 @@ def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _die_after(method: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        method(self, *args, **kwargs)
+        _die()
+
+    return wrapper
+
+
 def arm(phase: str) -> None:
     from dlt.load.load import Load
     from dlt.normalize.normalize import Normalize
 
     if phase == "normalize":
-        spool = Normalize.spool_files
-
-        def spool_then_die(self: Any, *args: Any, **kwargs: Any) -> Any:
-            spool(self, *args, **kwargs)
-            _die()
-
-        Normalize.spool_files = spool_then_die  # type: ignore[method-assign]
+        Normalize.spool_files = _die_after(Normalize.spool_files)  # type: ignore[method-assign]
     elif phase == "load":
-        run_job = Load.w_run_job
-
-        def run_one_job_then_die(self: Any, *args: Any, **kwargs: Any) -> Any:
-            run_job(self, *args, **kwargs)
-            _die()
-
-        Load.w_run_job = run_one_job_then_die  # type: ignore[method-assign]
+        Load.w_run_job = _die_after(Load.w_run_job)  # type: ignore[method-assign]
     elif phase == "commit":
         Load.complete_package = lambda self, *args, **kwargs: _die()  # type: ignore[method-assign]
     elif phase != "none":

@@ -1,0 +1,34 @@
+"""The benchmark runs from a checkout and reports every figure (slow: a quick run takes ~40 s)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert set(results["measures"]) == {"project", "reload", "naive", "faults", "arrow", "dicts",
+                                        "raw"}
+    steps = results["measures"]["project"]["rows"]["run_steps"]
+    assert steps > 0
+    for name in ("naive", "faults"):
+        assert results["measures"][name]["rows"]["run_steps"] == steps
+    assert results["faults_tables_identical"] is True
+    assert results["measures"]["reload"]["requests"] < results["measures"]["project"]["requests"]
+    figures = results["figures"]
+    for key in ("speedup_vs_naive", "project_vs_lower_bound", "fault_slowdown",
+                "arrow_rows_per_s", "arrow_vs_dicts", "raw_vs_arrow", "arrow_peak_rss_mb"):
+        assert figures[key] > 0, key
+    assert "Performance" in (ROOT / "README.md").read_text()
