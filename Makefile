@@ -23,10 +23,10 @@ lint: install
 test: lint  ## lint, type-check and the fast test suite (what CI runs)
 	$(VENV)/bin/pytest
 
-test-slow: install  ## the long fault/crash matrix and large worlds
+test-slow: install  ## the full fault and SIGKILL crash matrices, a quick benchmark (~4 min)
 	$(VENV)/bin/pytest -m slow
 
-bench: install  ## benchmarks (not part of the tests)
+bench: install  ## the benchmark (~6 min; not part of the tests): README "Performance"
 	$(PY) -m bench.run
 
 clean:

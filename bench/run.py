@@ -50,7 +50,8 @@ class Measure:
     rows: dict[str, int] = field(default_factory=dict)
     requests: int | None = None
     requests_by_kind: dict[str, int] = field(default_factory=dict)
-    note: str = ""
+    loads_steps: bool = True  # False for a re-load that finds nothing new: no steps/s
+
 
     @property
     def step_rows(self) -> int:
@@ -58,7 +59,7 @@ class Measure:
 
     @property
     def rows_per_s(self) -> float:
-        return self.step_rows / self.wall_s if self.wall_s else 0.0
+        return self.step_rows / self.wall_s if self.wall_s and self.loads_steps else 0.0
 
 
 # ---- the simulator in its own process (its CPU must not share our GIL) ----------------------
@@ -92,7 +93,7 @@ def _admin(base_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
 
 # ---- jobs ------------------------------------------------------------------------------------
 def run_job(name: str, args: list[str], env: dict[str, str], base_url: str | None = None,
-            note: str = "") -> Measure:
+            loads_steps: bool = True) -> Measure:
     if base_url:
         _admin(base_url, "stats/reset")
     done = subprocess.run([sys.executable, "-m", "bench.jobs", *args], env=env,
@@ -102,7 +103,7 @@ def run_job(name: str, args: list[str], env: dict[str, str], base_url: str | Non
                                    f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     measure = Measure(name, result["wall_s"], result["peak_rss_mb"], result.get("rows", {}),
-                      note=note)
+                      loads_steps=loads_steps)
     if base_url:
         stats = _admin(base_url, "stats")
         measure.requests = stats["total"]
@@ -198,7 +199,8 @@ def main(latency_ms: float, workflows: int, runs: int, nodes: int, concurrency: 
             project = ["project", str(work / "project.duckdb"), str(work / "pipelines"),
                        "--concurrency", str(concurrency)]
             measures["project"] = run_job("project full load", project, env, base_url)
-            measures["reload"] = run_job("project unchanged re-load", project, env, base_url)
+            measures["reload"] = run_job("project unchanged re-load", project, env, base_url,
+                                         loads_steps=False)
             measures["naive"] = run_job(
                 "dlt rest_api (naive)",
                 ["rest_api", str(work / "naive.duckdb"), str(work / "naive_pipelines")],
@@ -235,7 +237,8 @@ def main(latency_ms: float, workflows: int, runs: int, nodes: int, concurrency: 
     print_tables(results)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(results, indent=2) + "\n")
-    console.print(f"written {out}")
+    Path(out).with_suffix(".md").write_text(markdown(results))
+    console.print(f"written {out} and {Path(out).with_suffix('.md')} (for the README)")
 
 
 def figures(m: dict[str, Measure], latency_ms: float, concurrency: int) -> dict[str, Any]:
@@ -260,14 +263,50 @@ def figures(m: dict[str, Measure], latency_ms: float, concurrency: int) -> dict[
     }
 
 
+def _rate(rows_per_s: int) -> str:
+    return f"{rows_per_s:,}" if rows_per_s else "–"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The README's table: every job, then the figures, then the machine."""
+    lines = ["| job | wall s | steps in table | steps/s | requests | peak RSS MB |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for m in results["measures"].values():
+        requests_made = "–" if m["requests"] is None else str(m["requests"])
+        lines.append(f"| {m['name']} | {m['wall_s']:.1f} | {m['rows'].get('run_steps', 0):,} | "
+                     f"{_rate(m['rows_per_s'])} | {requests_made} | {m['peak_rss_mb']:.0f} |")
+    f = results["figures"]
+    lines += ["", "| figure | value |", "|---|---:|",
+              f"| speed-up over dlt `rest_api` | {f['speedup_vs_naive']}× |",
+              f"| full load ÷ lower bound ({f['lower_bound_fetch_s']} s fetching + "
+              f"{f['lower_bound_load_s']} s raw insert) | {f['project_vs_lower_bound']}× |",
+              f"| unchanged re-load: requests, time ÷ full load | {f['reload_requests']}, "
+              f"{f['reload_vs_full_time']} |",
+              f"| slow-down with 5% 429 + 5% 5xx (tables identical: "
+              f"{results['faults_tables_identical']}) | {f['fault_slowdown']}× |",
+              f"| Arrow rows, no network (shape + normalize + load) | "
+              f"{f['arrow_rows_per_s']:,} steps/s, peak {f['arrow_peak_rss_mb']:.0f} MB |",
+              f"| Arrow ÷ dict rows; raw insert ÷ Arrow | {f['arrow_vs_dicts']}×; "
+              f"{f['raw_vs_arrow']}× |"]
+    mach = results["machine"]
+    cfg = results["config"]
+    lines += ["", f"Measured {results['started']} UTC on {mach['cores']} cores "
+              f"({mach['cpu']}), {mach['memory_gib']} GiB, {mach['os']}, Python "
+              f"{mach['python']}, dlt {mach['dlt']}, duckdb {mach['duckdb']}, pyarrow "
+              f"{mach['pyarrow']}; {cfg['workflows']} workflows × {cfg['runs']} runs × "
+              f"{cfg['nodes']} nodes, {cfg['latency_ms']:g} ms latency, concurrency "
+              f"{cfg['concurrency']}, {cfg['throughput_rows']:,} steps without network."]
+    return "\n".join(lines) + "\n"
+
+
 def print_tables(results: dict[str, Any]) -> None:
     table = Table(title="onepin-dlt benchmark")
-    for column in ("job", "wall s", "steps", "steps/s", "requests", "peak RSS MB"):
+    for column in ("job", "wall s", "steps in table", "steps/s", "requests", "peak RSS MB"):
         table.add_column(column, justify="left" if column == "job" else "right")
     for measure in results["measures"].values():
         table.add_row(measure["name"], f"{measure['wall_s']:.2f}",
                       f"{measure['rows'].get('run_steps', 0):,}",
-                      f"{measure['rows_per_s']:,}",
+                      _rate(measure["rows_per_s"]),
                       "-" if measure["requests"] is None else str(measure["requests"]),
                       f"{measure['peak_rss_mb']:.0f}")
     console.print(table)

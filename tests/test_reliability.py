@@ -11,8 +11,9 @@ import pytest
 import requests
 
 from onepin_sim import Simulator
-from onepin_source.client import _api_error
-from onepin_source.errors import OnepinAuthError, OnepinNotFoundError
+from onepin_source.client import OnepinClient, _api_error
+from onepin_source.config import resolve_credentials
+from onepin_source.errors import OnepinApiError, OnepinAuthError, OnepinNotFoundError
 from tests.conftest import api_snapshot
 from tests.test_load_e2e import assert_matches_api
 
@@ -150,3 +151,17 @@ def test_fault_matrix(sim: Simulator, cli: Any, workdir: Path, fault: str, row_f
     sim.set_faults(share_5xx=0, share_429=0, share_dropped=0, share_malformed=0,
                    rate_limit_per_min=0, latency_ms=0, jitter_ms=0)
     assert_matches_api(workdir / "onepin_etl.duckdb", api_snapshot(sim))
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    pytest.param(b'{"items": [], "meta": {"request_id": "req_9"}}',
+                 "unexpected response from /workflows: no 'data' envelope (request id req_9)",
+                 id="envelope"),
+    pytest.param(b'{"data": [{"id": "trunc', "malformed JSON from /workflows (HTTP 200) after "
+                 "retries; try again later", id="truncated"),
+])
+def test_unexpected_bodies_name_the_endpoint_and_request_id(body: bytes, expected: str) -> None:
+    client = OnepinClient(resolve_credentials("op_test_key", "http://127.0.0.1:9", None))
+    with pytest.raises(OnepinApiError) as raised:
+        client._data(_response(200, body), "/workflows")
+    assert str(raised.value) == expected
