@@ -13,7 +13,7 @@ import pytest
 
 from onepin_sim import Simulator, WorldConfig
 from onepin_source.arrow_rows import ArrowRows
-from onepin_source.batches import RowBatches, run_keys
+from onepin_source.batches import RowBatches, regroup, run_keys
 from onepin_source.errors import ConfigError
 from onepin_source.hints import RUN_STEPS_TABLE, STEP_HINTS
 from onepin_source.shaping import step_row
@@ -170,6 +170,11 @@ def test_run_keys_read_every_batch_shape() -> None:
     assert run_keys(rows) == [("w", "r1"), ("w", "r2")]
     assert run_keys(pa.Table.from_pylist(rows)) == [("w", "r1"), ("w", "r2")]
     assert run_keys(rows[0]) == [("w", "r1")]
+
+
+def test_regroup_makes_batches_of_at_least_the_size_and_keeps_order() -> None:
+    assert list(regroup([[1, 2], [3], [4, 5, 6, 7], [8]], 3)) == [[1, 2, 3], [4, 5, 6, 7], [8]]
+    assert list(regroup([], 3)) == [] and list(regroup([[1]], 3)) == [[1]]
 
 
 def test_unknown_row_format_is_a_config_error() -> None:

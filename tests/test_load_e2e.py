@@ -172,6 +172,21 @@ def test_workflow_and_run_selection(sim: Simulator, cli: Any, workdir: Path) -> 
         i for i, s in snap["steps"].items() if s["run_id"] in expected_runs | {run_b["id"]}}
 
 
+def test_a_run_named_and_listed_is_loaded_once(sim: Simulator, cli: Any, workdir: Path) -> None:
+    """run_steps merges on run_id alone, so the source itself must not fetch a run twice."""
+    snap = api_snapshot(sim)
+    run = next(iter(snap["runs"].values()))
+    workflow_id, ref = run["workflow_id"], f"{run['workflow_id']}/{run['id']}"
+    runs = {i for i, r in snap["runs"].items() if r["workflow_id"] == workflow_id}
+    sim.stats.reset()
+    result = cli("load", "--workflow", workflow_id, "--run", ref, "--run", ref)
+    assert result.exit_code == 0, result.output
+    assert sim.stats.snapshot()["requests"]["steps"] == len(runs)
+    db = workdir / "onepin_etl.duckdb"
+    (total, distinct), = table(db, "select count(*), count(distinct id) from onepin.run_steps")
+    assert total == distinct == sum(1 for s in snap["steps"].values() if s["run_id"] in runs)
+
+
 def test_since_limits_the_first_load(sim: Simulator, cli: Any, workdir: Path) -> None:
     snap = api_snapshot(sim)
     created = sorted(r["created_at"] for r in snap["runs"].values())
