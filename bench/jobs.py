@@ -78,7 +78,9 @@ def _load_pool(pool_file: str) -> Pool:
 
 def _replayed_pages(pool: Pool, rows: int) -> Iterator[list[dict[str, Any]]]:
     """Flat step rows in batches of RUNS_PER_BATCH runs (as the source hands them to dlt),
-    from the recorded pages, replayed with new step and run ids until ``rows`` are made."""
+    from the recorded pages, replayed with new step and run ids until at least ``rows`` are
+    made. Runs are whole: a run's steps are replaced as a unit, so a cut run would lose steps
+    when loaded again."""
     from onepin_source.settings import RUNS_PER_BATCH
     from onepin_source.shaping import step_row
 
@@ -88,7 +90,7 @@ def _replayed_pages(pool: Pool, rows: int) -> Iterator[list[dict[str, Any]]]:
         for workflow_id, run_id, steps in pool:
             run = f"{run_id}:{replay}"
             batch.extend(step_row({**s, "id": f"{s['id']}:{replay}"}, workflow_id, run)
-                         for s in steps[: rows - produced - len(batch)])
+                         for s in steps)
             runs += 1
             if runs == RUNS_PER_BATCH or produced + len(batch) >= rows:
                 produced += len(batch)

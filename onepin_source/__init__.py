@@ -1,8 +1,8 @@
 """The ``onepin`` dlt source: workflows, runs and run steps of Onepin AI voice workflows.
 
 Tables (see README and design.md): ``workflows`` (merge on ``id``), ``runs`` (merge on ``id``)
-and ``run_steps`` (one row per node execution attempt, merge on ``id``; a run's steps are
-replaced as a unit through ``merge_key="run_id"`` with the delete-insert strategy).
+and ``run_steps`` (one row per node execution attempt, unique ``id``; a run's steps are
+replaced as a unit: delete-insert on ``merge_key="run_id"``, see ``hints.RUN_STEPS_TABLE``).
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ def step_row(item: Any, workflow_id: str, run_id: str, position: int = 0) -> dic
     """A run_steps row: the step plus ``workflow_id``, ``run_id``, ``duration_ms``, ``result__*``.
 
     A ``result`` that is not an object (a list, a string) is kept as-is in ``result``; a step
-    without an ``id`` gets ``<run id>#<position>`` (the primary key cannot be null), and a step
+    without an ``id`` gets ``<run id>#<position>`` (``id`` is never null), and a step
     that is not even an object is kept whole in ``result``. (One pass: this runs for every step.)
     """
     if not isinstance(item, dict):
