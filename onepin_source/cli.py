@@ -86,7 +86,7 @@ def target_options(func: F) -> F:
               show_default=True, help="Re-list runs created this long before the mark.")
 @click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY),
               default=DEFAULT_CONCURRENCY, show_default=True,
-              help="Steps requests in flight (a 429 pauses them all).")
+              help="Requests in flight at most (a 429 lowers it for every worker).")
 @click.option("--row-format", type=click.Choice(["arrow", "dicts"]), default="arrow",
               show_default=True, help="arrow: fast path; dicts: dlt's plain rows (same tables).")
 @click.option("--progress", type=click.Choice(["log", "tqdm", "enlighten", "alive_progress"]),
