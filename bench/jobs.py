@@ -5,7 +5,7 @@ Every job prints one JSON line last: ``{"wall_s", "peak_rss_mb", "rows", ...}``.
 - ``project``: this project's load (the same code as ``onepin-etl load``) from the simulator.
 - ``rest_api``: the naive reference, dlt's declarative ``rest_api`` source (rest_api_baseline.py).
 - ``throughput``: no network: recorded API step pages, replayed N times with new ids, shaped and
-  loaded by this project's code (``step_row`` + Arrow or dict rows) into DuckDB.
+  loaded by this project's code (``step_rows`` + Arrow or dict rows) into DuckDB.
 - ``raw_insert``: the loading lower bound: the same rows as one Arrow table, inserted N times
   into DuckDB with plain pyarrow + duckdb (no dlt).
 """
@@ -77,25 +77,23 @@ def _load_pool(pool_file: str) -> Pool:
 
 
 def _replayed_pages(pool: Pool, rows: int) -> Iterator[list[dict[str, Any]]]:
-    """Flat step rows in batches of RUNS_PER_BATCH runs (as the source hands them to dlt),
-    from the recorded pages, replayed with new step and run ids until at least ``rows`` are
-    made. Runs are whole: a run's steps are replaced as a unit, so a cut run would lose steps
-    when loaded again."""
+    """Step rows in batches of RUNS_PER_BATCH runs, shaped by the source's own ``step_rows``
+    (as it hands them to dlt), from the recorded pages replayed with new step and run ids until
+    at least ``rows`` are made. Runs are whole: a run's steps are replaced as a unit, so a cut
+    run would lose steps when loaded again."""
+    from onepin_source.batches import step_rows
     from onepin_source.settings import RUNS_PER_BATCH
-    from onepin_source.shaping import step_row
 
-    produced, runs = 0, 0
-    batch: list[dict[str, Any]] = []
+    produced = 0
+    runs: list[tuple[str, str, list[dict[str, Any]]]] = []
     for replay in itertools.count():
         for workflow_id, run_id, steps in pool:
-            run = f"{run_id}:{replay}"
-            batch.extend(step_row({**s, "id": f"{s['id']}:{replay}"}, workflow_id, run)
-                         for s in steps)
-            runs += 1
-            if runs == RUNS_PER_BATCH or produced + len(batch) >= rows:
-                produced += len(batch)
-                yield batch
-                runs, batch = 0, []
+            runs.append((workflow_id, f"{run_id}:{replay}",
+                         [{**s, "id": f"{s['id']}:{replay}"} for s in steps]))
+            produced += len(steps)
+            if len(runs) == RUNS_PER_BATCH or produced >= rows:
+                yield step_rows(runs)
+                runs = []
                 if produced >= rows:
                     return
 

@@ -16,8 +16,7 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
-from onepin_source.batches import RowBatches, StepsFetcher, regroup, run_keys
-from onepin_source.checks import ProblemTally, step_problems
+from onepin_source.batches import RowBatches, StepsFetcher, regroup, run_keys, step_rows
 from onepin_source.client import OnepinClient
 from onepin_source.config import parse_run_refs, resolve_credentials, validate_uuid
 from onepin_source.errors import ConfigError, OnepinNotFoundError
@@ -29,7 +28,7 @@ from onepin_source.settings import (
     MAX_CONCURRENCY,
     RUNS_PER_BATCH,
 )
-from onepin_source.shaping import parse_ts, run_row, step_row, workflow_row
+from onepin_source.shaping import parse_ts, run_row, workflow_row
 
 __all__ = ["onepin_source"]
 log = logging.getLogger(__name__)
@@ -131,13 +130,7 @@ def onepin_source(
     @dlt.transformer(parallelized=True, **RUN_STEPS_TABLE)
     def run_steps(runs_batch: Any) -> Any:
         """All steps of a batch of runs, replacing each run's previous steps (merge key run_id)."""
-        rows, tally = [], ProblemTally()
-        for workflow_id, run_id, steps in fetcher.steps_of(run_keys(runs_batch)):
-            for position, step in enumerate(steps):
-                tally.add(step_problems(step))
-                rows.append(step_row(step, workflow_id, run_id, position))
-        if tally.steps:
-            log.warning(tally.summary())
+        rows = step_rows(fetcher.steps_of(run_keys(runs_batch)))
         return batches.steps(rows) if rows else []
 
     runs_resource = workflows | runs_of

@@ -46,6 +46,7 @@ class _Typed(NamedTuple):
     data_type: TDataType
     values: Any  # a list, or an Arrow array already built
     variant: bool
+    new: bool  # typed by this batch: dlt hears of it with this batch's hints
 
 
 class ArrowRows:
@@ -62,8 +63,6 @@ class ArrowRows:
         self._schema: Schema | None = None
         self._types: dict[str, TDataType] = {}
         self._names: dict[str, str] = {}
-        self._hinted: set[str] = set()
-        self._order: list[int] = []  # position in the columns being built -> row index
 
     def _bind(self, schema: Schema) -> None:
         """Start from the pipeline's schema: its column types win over inference."""
@@ -74,7 +73,6 @@ class ArrowRows:
                 data_type = column.get("data_type")
                 if data_type:
                     self._types[name] = data_type
-                    self._hinted.add(name)
 
     def table(self, rows: Iterable[Mapping[str, Any]]) -> Any:
         """One Arrow table for ``rows`` (not empty), with dlt hints for json/variant columns."""
@@ -84,24 +82,24 @@ class ArrowRows:
         with self._lock:
             if self._schema is None:
                 self._bind(dlt.current.source_schema())
-            columns = self._columns(rows)
+            columns, order = self._columns(rows)
             typed: dict[str, _Typed] = {}
             for name, values in columns.items():
-                self._place(name, values, typed, variant=False)
-            arrays = {name: _array(col.data_type, col.values) for name, col in typed.items()}
-            new_hints = self._new_hints(typed)
+                self._place(name, values, order, typed, variant=False)
+        arrays = {name: _array(col.data_type, col.values) for name, col in typed.items()}
+        new_hints = _new_hints(typed)
         table = pa.table(arrays)
         if new_hints:
             return dlt.mark.with_hints(table, dlt.mark.make_hints(columns=new_hints))
         return table
 
     # ---- internals (called under the lock) ---------------------------------------------------
-    def _columns(self, rows: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    def _columns(self, rows: list[Mapping[str, Any]]) -> tuple[dict[str, list[Any]], list[int]]:
         """Column-wise values under normalized names; None where a row lacks the key.
 
         Rows with the same keys (steps of one node type, mostly) are transposed together with
         ``zip``, so the values are copied by C code, not one by one. The columns then list the
-        rows grouped that way; ``self._order`` maps a position back to the row's index, which
+        rows grouped that way; the returned order maps a position back to the row's index, which
         type inference needs (the first value *in row order* decides a new column's type).
         """
         n = len(rows)
@@ -119,7 +117,7 @@ class ArrowRows:
                     column = raw[key] = [None] * n
                 column[start:end] = group_values
             start = end
-        self._order = [i for members in groups.values() for i in members]
+        order = [i for members in groups.values() for i in members]
         columns: dict[str, list[Any]] = {}
         for key, values in raw.items():
             name = self._name(key)
@@ -129,7 +127,7 @@ class ArrowRows:
                                                                             strict=True)]
             else:
                 columns[name] = values
-        return columns
+        return columns, order
 
     def _name(self, key: str) -> str:
         name = self._names.get(key)
@@ -140,23 +138,23 @@ class ArrowRows:
                 if key and not key.isspace() else RelationalNormalizer.EMPTY_KEY_IDENTIFIER)
         return name
 
-    def _place(self, name: str, values: list[Any], typed: dict[str, _Typed], *,
-               variant: bool) -> None:
+    def _place(self, name: str, values: list[Any], order: list[int],
+               typed: dict[str, _Typed], *, variant: bool) -> None:
         """Type column ``name``; values that do not fit go to ``name__v_<type>`` columns."""
         col_type = self._types.get(name)
+        new = col_type is None
         if col_type is None:
-            first = min((p for p, v in enumerate(values) if v is not None),
-                        key=self._order.__getitem__)
+            first = min((p for p, v in enumerate(values) if v is not None), key=order.__getitem__)
             col_type = self._types[name] = self._infer(values[first], name)
         kinds = {type(v) for v in values}
         kinds.discard(_NONE)
         if kinds <= _NATIVE.get(col_type, frozenset()):
-            typed[name] = _Typed(col_type, values, variant)
+            typed[name] = _Typed(col_type, values, variant, new)
             return
         if col_type == "timestamp" and kinds == {str}:
             parsed = _iso_timestamps(values)
             if parsed is not None:
-                typed[name] = _Typed(col_type, parsed, variant)
+                typed[name] = _Typed(col_type, parsed, variant, new)
                 return
         fitted: list[Any] = [None] * len(values)
         misfits: dict[str, list[Any]] = {}
@@ -174,9 +172,9 @@ class ArrowRows:
                     name, VARIANT_FIELD_FORMAT % py_type)
                 misfits.setdefault(variant_name, [None] * len(values))[i] = value
         if any(v is not None for v in fitted):
-            typed[name] = _Typed(col_type, fitted, variant)
+            typed[name] = _Typed(col_type, fitted, variant, new)
         for variant_name, variant_values in misfits.items():
-            self._place(variant_name, variant_values, typed, variant=True)
+            self._place(variant_name, variant_values, order, typed, variant=True)
 
     def _infer(self, value: Any, name: str) -> TDataType:
         assert self._schema is not None
@@ -184,20 +182,16 @@ class ArrowRows:
                                       value)
         return detected or self._schema.get_preferred_type(name) or py_type_to_sc_type(type(value))
 
-    def _new_hints(self, typed: dict[str, _Typed]) -> dict[str, Any]:
-        """Hints for columns Arrow cannot describe (json, variants) the first time they appear."""
-        hints: dict[str, Any] = {}
-        for name, col in typed.items():
-            if name in self._hinted:
-                continue
-            self._hinted.add(name)
-            if col.data_type in ("json", "timestamp") or col.variant:
-                column: dict[str, Any] = {"name": name, "data_type": col.data_type,
-                                          "nullable": True}
-                if col.variant:
-                    column["variant"] = True
-                hints[name] = column
-        return hints
+
+def _new_hints(typed: dict[str, _Typed]) -> dict[str, Any]:
+    """Hints for new columns Arrow cannot describe (json, timestamps, variants)."""
+    hints: dict[str, Any] = {}
+    for name, col in typed.items():
+        if col.new and (col.data_type in ("json", "timestamp") or col.variant):
+            hints[name] = {"name": name, "data_type": col.data_type, "nullable": True}
+            if col.variant:
+                hints[name]["variant"] = True
+    return hints
 
 
 def _coerce(col_type: TDataType, py_type: TDataType, value: Any) -> Any:

@@ -12,10 +12,13 @@ import pyarrow as pa
 from dlt.extract.items import DataItemWithMeta
 
 from onepin_source.arrow_rows import ArrowRows
+from onepin_source.checks import ProblemTally, step_problems
 from onepin_source.client import OnepinClient
 from onepin_source.errors import ConfigError
 from onepin_source.hints import RUN_HINTS, STEP_HINTS
+from onepin_source.shaping import step_row
 
+log = logging.getLogger(__name__)
 ROW_FORMATS = ("arrow", "dicts")
 T = TypeVar("T")
 
@@ -79,6 +82,20 @@ def run_keys(item: Any) -> list[tuple[str, str]]:
                         strict=True))
     rows = item if isinstance(item, list) else [item]
     return [(row["workflow_id"], row["id"]) for row in rows]
+
+
+def step_rows(fetched: Iterable[tuple[str, str, list[Any]]]) -> list[dict[str, Any]]:
+    """Rows of the steps of a batch of runs, ``(workflow_id, run_id, steps)`` each; one warning
+    for the steps that break the documented shape (they are kept as sent)."""
+    rows: list[dict[str, Any]] = []
+    tally = ProblemTally()
+    for workflow_id, run_id, steps in fetched:
+        for position, step in enumerate(steps):
+            tally.add(step_problems(step))
+            rows.append(step_row(step, workflow_id, run_id, position))
+    if tally.steps:
+        log.warning(tally.summary())
+    return rows
 
 
 class StepsFetcher:

@@ -16,11 +16,13 @@ REQUIRED = ("id", "node_id", "node_type", "status")  # required by the SDK's Run
 # Seen or implied statuses (onepin-api.md: "not enumerated anywhere").
 KNOWN_STATUSES = frozenset({"pending", "running", "completed", "failed", "cancelled", "skipped",
                             "paused"})
-_TYPES: dict[str, tuple[type, ...]] = {
-    "id": (str,), "node_id": (str,), "node_type": (str,), "status": (str,),
-    "node_display_name": (str,), "iteration": (int,), "has_result": (bool,),
-    "active_ports": (list,), "locales": (list,), "pause_reason": (str,),
-    "pause_error": (str,), "error": (str,), "result": (dict,),
+# Exact types, as JSON decodes them (so a bool is not taken for an int).
+_TYPES: dict[str, frozenset[type]] = {
+    **dict.fromkeys(("id", "node_id", "node_type", "status", "node_display_name",
+                     "pause_reason", "pause_error", "error"), frozenset({str})),
+    "iteration": frozenset({int}), "has_result": frozenset({bool}),
+    "active_ports": frozenset({list}), "locales": frozenset({list}),
+    "result": frozenset({dict}),
 }
 TIMESTAMPS = ("started_at", "completed_at")
 
@@ -32,8 +34,7 @@ def step_problems(step: Any) -> list[str]:
     problems = [f"missing {name}" for name in REQUIRED if step.get(name) is None]
     for name, types in _TYPES.items():
         value = step.get(name)
-        if value is not None and (not isinstance(value, types) or
-                                  (types == (int,) and isinstance(value, bool))):
+        if value is not None and type(value) not in types:
             problems.append(f"{name} is {type(value).__name__}")
     status = step.get("status")
     if isinstance(status, str) and status not in KNOWN_STATUSES:

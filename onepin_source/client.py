@@ -55,7 +55,6 @@ class OnepinClient:
             headers["X-Workspace-Id"] = credentials.workspace_id
         session = Client(
             request_timeout=REQUEST_TIMEOUT_S,
-            max_connections=concurrency + 2,
             raise_for_status=False,
             request_max_attempts=max_attempts,
             request_backoff_factor=REQUEST_BACKOFF_FACTOR,
@@ -63,6 +62,7 @@ class OnepinClient:
             status_codes=RETRY_STATUSES,
             retry_condition=_is_malformed_json,
         ).session
+        # Our adapter replaces the Client's own: it owns the connection pool and the limiter.
         self.limiter = RequestLimiter(concurrency)
         adapter = LimitedAdapter(self.limiter, pool_maxsize=concurrency + 2)
         session.mount("http://", adapter)
