@@ -1,7 +1,7 @@
 """The ``onepin`` dlt source: workflows, runs and run steps of Onepin AI voice workflows.
 
 Tables (see README and design.md): ``workflows`` (merge on ``id``), ``runs`` (merge on ``id``)
-and ``run_steps`` (one row per node execution attempt, unique ``id``; a run's steps are
+and ``run_steps`` (one row per node execution attempt, key ``(run_id, id)``; a run's steps are
 replaced as a unit: delete-insert on ``merge_key="run_id"``, see ``hints.RUN_STEPS_TABLE``).
 """
 

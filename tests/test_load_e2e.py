@@ -173,7 +173,7 @@ def test_workflow_and_run_selection(sim: Simulator, cli: Any, workdir: Path) -> 
 
 
 def test_a_run_named_and_listed_is_loaded_once(sim: Simulator, cli: Any, workdir: Path) -> None:
-    """run_steps merges on run_id alone, so the source itself must not fetch a run twice."""
+    """A run that is both named and listed is fetched once per load, not twice."""
     snap = api_snapshot(sim)
     run = next(iter(snap["runs"].values()))
     workflow_id, ref = run["workflow_id"], f"{run['workflow_id']}/{run['id']}"
