@@ -1,0 +1,80 @@
+"""The DuckDB destination's cheaper de-duplication of staged rows (``duckdb_merge.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dlt
+import duckdb
+import pytest
+
+from onepin_source.duckdb_merge import KeyDedupDuckDbClient, KeyDedupMergeJob
+from onepin_source.hints import RUN_STEPS_TABLE
+from onepin_source.pipeline import duckdb_destination
+
+STAGED = [  # (run_id, id, value): a key staged twice identically, a key twice with other values
+    ("r1", "s1", "a"), ("r1", "s1", "a"), ("r1", "s2", "b"),
+    ("r2", "s1", "c"), ("r2", "s1", "d"), ("r2", "s3", None),
+]
+
+
+@pytest.fixture
+def staged() -> Iterator[duckdb.DuckDBPyConnection]:
+    with duckdb.connect() as con:
+        con.execute("create table staged (run_id text, id text, value text)")
+        con.executemany("insert into staged values (?, ?, ?)", STAGED)
+        yield con
+
+
+def test_one_row_per_key_then_the_condition(staged: duckdb.DuckDBPyConnection) -> None:
+    select = KeyDedupMergeJob.gen_select_from_dedup_sql(
+        "staged", ["run_id", "id"], ["run_id", "id", "value"])
+    rows = staged.sql(select + " order by all").fetchall()
+    assert rows == [("r1", "s1", "a"), ("r1", "s2", "b"), ("r2", "s1", "c"), ("r2", "s3", None)]
+
+    # dlt's condition (a hard-delete filter) applies to the row kept for each key
+    kept = KeyDedupMergeJob.gen_select_from_dedup_sql(
+        "staged", ["run_id", "id"], ["run_id", "id"], condition="value is not null")
+    assert staged.sql(kept + " order by all").fetchall() == [("r1", "s1"), ("r1", "s2"),
+                                                            ("r2", "s1")]
+
+
+def test_dedup_sort_and_skip_dedup_keep_dlts_sql(staged: duckdb.DuckDBPyConnection) -> None:
+    by_value = KeyDedupMergeJob.gen_select_from_dedup_sql(
+        "staged", ["run_id", "id"], ["run_id", "id", "value"], dedup_sort=("value", "desc"))
+    assert "ROW_NUMBER()" in by_value
+    assert ("r2", "s1", "d") in staged.sql(by_value).fetchall()  # the highest value stays
+
+    everything = KeyDedupMergeJob.gen_select_from_dedup_sql(
+        "staged", ["run_id", "id"], ["run_id", "id", "value"], skip_dedup=True)
+    assert len(staged.sql(everything).fetchall()) == len(STAGED)
+
+
+def _steps(rows: list[dict[str, Any]]) -> Any:
+    @dlt.resource(**RUN_STEPS_TABLE)
+    def run_steps() -> Iterator[list[dict[str, Any]]]:
+        yield rows
+
+    return run_steps()
+
+
+def test_merge_keeps_one_row_per_key_and_replaces_runs(tmp_path: Path) -> None:
+    database = tmp_path / "steps.duckdb"
+    pipeline = dlt.pipeline("merge_test", pipelines_dir=str(tmp_path / "pipelines"),
+                            destination=duckdb_destination(database), dataset_name="onepin")
+    step = {"workflow_id": "w", "status": "completed"}
+    pipeline.run(_steps([{**step, "run_id": "r1", "id": "s1"}, {**step, "run_id": "r1", "id": "s1"},
+                         {**step, "run_id": "r1", "id": "s2"},
+                         {**step, "run_id": "r2", "id": "s1"}]))
+    # run r1 again, now with one step: the merge key replaces the run's steps as a unit
+    pipeline.run(_steps([{**step, "run_id": "r1", "id": "s3", "status": "failed"}]))
+
+    with duckdb.connect(str(database), read_only=True) as con:
+        rows = con.sql("select run_id, id, status from onepin.run_steps order by all").fetchall()
+    assert rows == [("r1", "s3", "failed"), ("r2", "s1", "completed")]
+    # the same destination as dlt's to the pipeline's state, config sections and dlt.attach
+    assert pipeline.state["destination_type"] == dlt.destinations.duckdb().destination_type
+    assert pipeline.destination.destination_name == "duckdb"
+    assert isinstance(pipeline.destination_client(), KeyDedupDuckDbClient)
