@@ -37,7 +37,7 @@ LOCK_RETRIES = 3  # a reader (a notebook) usually lets go of the DuckDB file wit
 LOCK_RETRY_WAIT_S = 2.0
 # Python's cyclic GC scans the young objects every 700 allocations; a batch of steps keeps ~100k
 # dicts and lists alive until it is written, so they are scanned again and again: 1.6 s of a
-# 1M-step load. Every 50,000 allocations: 0.05 s (bench/, README Performance).
+# 1M-step load. Every 20,000 allocations: 0.07 s; every 100,000: 0.03 s (README Performance).
 LOAD_GC_THRESHOLD = 50_000
 
 
