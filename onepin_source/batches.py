@@ -91,8 +91,9 @@ def step_rows(fetched: Iterable[tuple[str, str, list[Any]]]) -> list[dict[str, A
     tally = ProblemTally()
     for workflow_id, run_id, steps in fetched:
         for position, step in enumerate(steps):
-            tally.add(step_problems(step))
-            rows.append(step_row(step, workflow_id, run_id, position))
+            row = step_row(step, workflow_id, run_id, position)
+            tally.add(step_problems(step, times_parsed=row["duration_ms"] is not None))
+            rows.append(row)
     if tally.steps:
         log.warning(tally.summary())
     return rows

@@ -8,9 +8,9 @@ operator then materializes every column of every staged row, 100 kB transcripts 
 1,000,000 steps that took 12.4 s, against 3.0 s for the plain insert.
 
 Here the rows to keep are picked on the key columns alone: ``rowid IN (SELECT min(rowid) ...
-GROUP BY key)`` (2.7 s for the same rows). The result is the same: one row per key (dlt's pick
-is arbitrary without a ``dedup_sort`` hint; this one is the first row staged), then dlt's
-condition. With a ``dedup_sort`` hint, dlt's own SQL is used.
+GROUP BY key)`` (2.7 s for the same rows). The result is the same: one row per key, then dlt's
+condition (without a ``dedup_sort`` hint dlt's pick among a key's rows is arbitrary, and so is
+this one: the lowest ``rowid``). With a ``dedup_sort`` hint, dlt's own SQL is used.
 
 Only the merge SQL differs. The destination keeps dlt's type, so existing pipelines, their state
 and config sections see the same ``duckdb`` destination.
