@@ -44,7 +44,7 @@ def jobs() -> None:
 @click.option("--concurrency", type=int, required=True)
 def project(duckdb_file: str, pipelines_dir: str, concurrency: int) -> None:
     """``onepin-etl load`` (ONEPIN_BASE_URL / ONEPIN_API_KEY from the environment)."""
-    from onepin_source.cli import main
+    from onepin_etl.cli import main
 
     started = time.perf_counter()
     main(["load", "--duckdb-path", duckdb_file, "--pipelines-dir", pipelines_dir,
@@ -115,10 +115,12 @@ def throughput(pool_file: str, duckdb_file: str, pipelines_dir: str, rows: int,
     """Shape + normalize + load ``rows`` steps with no network (the source's own code)."""
     import dlt
 
+    from onepin_etl.destinations import duckdb_destination
+    from onepin_etl.pipeline import configure_dlt, fewer_gc_passes
     from onepin_source.batches import RowBatches
     from onepin_source.hints import RUN_STEPS_TABLE
-    from onepin_source.pipeline import duckdb_destination, fewer_gc_passes
 
+    configure_dlt()
     batches = RowBatches(row_format)
     pool = _load_pool(pool_file)
 

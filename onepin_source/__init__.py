@@ -1,8 +1,17 @@
 """The ``onepin`` dlt source: workflows, runs and run steps of Onepin AI voice workflows.
 
-Tables (see README and design.md): ``workflows`` (merge on ``id``), ``runs`` (merge on ``id``)
+    import dlt
+    from onepin_source import onepin
+
+    pipeline = dlt.pipeline("onepin", destination="duckdb", dataset_name="onepin")
+    pipeline.run(onepin(workflow_ids=["<uuid>"]))
+
+Tables (``docs/architecture.md``): ``workflows`` (merge on ``id``), ``runs`` (merge on ``id``)
 and ``run_steps`` (one row per node execution attempt, key ``(run_id, id)``; a run's steps are
 replaced as a unit: delete-insert on ``merge_key="run_id"``, see ``hints.RUN_STEPS_TABLE``).
+
+This package is the source and nothing else: no CLI, destinations or reports (those are the
+application, ``onepin_etl``), and it never changes process-wide settings.
 """
 
 from __future__ import annotations
@@ -18,7 +27,12 @@ from dlt.sources import DltResource
 
 from onepin_source.batches import RowBatches, StepsFetcher, regroup, run_keys, step_rows
 from onepin_source.client import OnepinClient
-from onepin_source.config import parse_run_refs, resolve_credentials, validate_uuid
+from onepin_source.config import (
+    parse_run_refs,
+    parse_since,
+    resolve_credentials,
+    validate_uuid,
+)
 from onepin_source.errors import ConfigError, OnepinNotFoundError
 from onepin_source.hints import RUN_HINTS, RUN_STEPS_TABLE, WORKFLOW_HINTS
 from onepin_source.incremental import RunTracker
@@ -28,9 +42,9 @@ from onepin_source.settings import (
     MAX_CONCURRENCY,
     RUNS_PER_BATCH,
 )
-from onepin_source.shaping import parse_ts, run_row, workflow_row
+from onepin_source.shaping import run_row, workflow_row
 
-__all__ = ["onepin_source"]
+__all__ = ["onepin"]
 log = logging.getLogger(__name__)
 
 
@@ -50,7 +64,7 @@ class Selection:
 
 
 @dlt.source(name="onepin", section="onepin", max_table_nesting=0)
-def onepin_source(
+def onepin(
     api_key: str | None = dlt.secrets.value,
     base_url: str | None = dlt.config.value,
     workspace_id: str | None = dlt.config.value,
@@ -78,7 +92,10 @@ def onepin_source(
         concurrency: Requests in flight at most (one shared connection pool); a 429 lowers it
             for every worker, see :mod:`onepin_source.throttle`.
         row_format: ``"arrow"`` (default: Arrow tables, several times faster to normalize) or
-            ``"dicts"`` (dlt's plain dict rows). Both give the same tables.
+            ``"dicts"`` (dlt's plain dict rows). Both give the same tables; Arrow tables get
+            ``_dlt_load_id`` and ``_dlt_id`` only when dlt's
+            ``normalize.parquet_normalizer.add_dlt_load_id`` and ``add_dlt_id`` are set
+            (``.dlt/config.toml`` sets them; ``onepin_etl.build_pipeline`` does too).
         target_key: Identity of the destination (file, folder, dataset). When it differs from
             the one the state was built for, the marks start over (a full, idempotent reload)
             instead of skipping data the new destination never received.
@@ -87,10 +104,7 @@ def onepin_source(
         The ``workflows``, ``runs`` and ``run_steps`` resources.
     """
     credentials = resolve_credentials(api_key, base_url, workspace_id)
-    since_ts = parse_ts(since) if since else None
-    if since and since_ts is None:
-        raise ConfigError(f"--since {since!r} is not an ISO-8601 datetime with a UTC offset; "
-                          "use e.g. 2026-01-31T00:00:00Z")
+    since_ts = parse_since(since)
     if not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
         raise ConfigError(f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY}, "
                           f"not {concurrency!r}")

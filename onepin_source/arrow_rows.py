@@ -19,15 +19,18 @@ from typing import Any, NamedTuple
 import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
-from dlt.common.data_types import coerce_value, py_type_to_sc_type
-from dlt.common.data_types.typing import TDataType
 from dlt.common.json import json
-from dlt.common.normalizers.json.helpers import normalize_identifier
-from dlt.common.normalizers.json.relational import DataItemNormalizer as RelationalNormalizer
 from dlt.common.schema import Schema
-from dlt.common.schema.typing import TColumnSchema
-from dlt.common.schema.utils import autodetect_sc_type
-from dlt.common.typing import VARIANT_FIELD_FORMAT
+from dlt.common.schema.typing import TColumnSchema, TDataType
+
+from onepin_source.dlt_internals import (
+    EMPTY_KEY_IDENTIFIER,
+    VARIANT_FIELD_FORMAT,
+    autodetect_sc_type,
+    coerce_value,
+    normalize_identifier,
+    py_type_to_sc_type,
+)
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "text": pa.string(), "bigint": pa.int64(), "double": pa.float64(), "bool": pa.bool_(),
@@ -135,7 +138,7 @@ class ArrowRows:
             assert self._schema is not None
             name = self._names[key] = (
                 normalize_identifier(self._schema, self._schema.naming, key)
-                if key and not key.isspace() else RelationalNormalizer.EMPTY_KEY_IDENTIFIER)
+                if key and not key.isspace() else EMPTY_KEY_IDENTIFIER)
         return name
 
     def _place(self, name: str, values: list[Any], order: list[int],

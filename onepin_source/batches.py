@@ -7,19 +7,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import dlt
 import pyarrow as pa
-from dlt.extract.items import DataItemWithMeta
 
 from onepin_source.arrow_rows import ArrowRows
 from onepin_source.checks import ProblemTally, step_problems
 from onepin_source.client import OnepinClient
+from onepin_source.dlt_internals import DataItemWithMeta
 from onepin_source.errors import ConfigError
 from onepin_source.hints import RUN_HINTS, STEP_HINTS
+from onepin_source.settings import ROW_FORMATS
 from onepin_source.shaping import step_row
 
 log = logging.getLogger(__name__)
-ROW_FORMATS = ("arrow", "dicts")
 T = TypeVar("T")
 
 
@@ -31,12 +30,6 @@ class RowBatches:
             raise ConfigError(f"row_format must be one of {', '.join(ROW_FORMATS)}, "
                               f"not {row_format!r}")
         self.arrow = row_format == "arrow"
-        if self.arrow:
-            # dlt gives dict rows _dlt_load_id and _dlt_id always, Arrow tables only when told;
-            # the table contract has both either way (a process-wide dlt setting).
-            dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
-            dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
-            _quiet_hint_override_warning()
         self._runs = ArrowRows("runs", RUN_HINTS)
         self._steps = ArrowRows("run_steps", STEP_HINTS)
 
@@ -45,20 +38,6 @@ class RowBatches:
 
     def steps(self, rows: list[dict[str, Any]]) -> Any:
         return self._steps.table(rows) if self.arrow else rows
-
-
-class _HintOverrideFilter(logging.Filter):
-    """Drops dlt's "dlt schema hints were kept" warning: keeping our hints (json columns are
-    Arrow strings, ``id`` is not nullable) over Arrow's is exactly what we ask for."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "several column hints were different" not in record.getMessage()
-
-
-def _quiet_hint_override_warning() -> None:
-    dlt_logger = logging.getLogger("dlt")
-    if not any(isinstance(f, _HintOverrideFilter) for f in dlt_logger.filters):
-        dlt_logger.addFilter(_HintOverrideFilter())
 
 
 def regroup(pages: Iterable[list[T]], size: int) -> Iterator[list[T]]:
@@ -102,8 +81,8 @@ def step_rows(fetched: Iterable[tuple[str, str, list[Any]]]) -> list[dict[str, A
 class StepsFetcher:
     """Fetches the steps of many runs concurrently, through the client's request limiter.
 
-    One pool of worker threads per source, shared by every batch. It has more threads than
-    requests may be in flight, so requests waiting out a ``Retry-After`` do not hold up the
+    Each batch gets a pool of worker threads, closed when the batch is done. It has more threads
+    than requests may be in flight, so requests waiting out a ``Retry-After`` do not hold up the
     others. Results come back in the order of the runs asked for: a batch's rows keep a stable
     order whatever the timing.
     """
@@ -111,17 +90,20 @@ class StepsFetcher:
     def __init__(self, client: OnepinClient, *, concurrency: int, include_result: bool) -> None:
         self._client = client
         self._include_result = include_result
-        self._pool = ThreadPoolExecutor(max_workers=min(4 * concurrency, 128),
-                                        thread_name_prefix="onepin-steps")
+        self._threads = min(4 * concurrency, 128)
 
     def steps_of(self, keys: Sequence[tuple[str, str]]
                  ) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:
-        futures = [self._pool.submit(self._client.run_steps, workflow_id, run_id,
-                                     include_result=self._include_result)
-                   for workflow_id, run_id in keys]
-        try:
-            for (workflow_id, run_id), future in zip(keys, futures, strict=True):
-                yield workflow_id, run_id, future.result()
-        finally:
-            for future in futures:
-                future.cancel()
+        if not keys:
+            return
+        with ThreadPoolExecutor(max_workers=min(self._threads, len(keys)),
+                                thread_name_prefix="onepin-steps") as pool:
+            futures = [pool.submit(self._client.run_steps, workflow_id, run_id,
+                                   include_result=self._include_result)
+                       for workflow_id, run_id in keys]
+            try:
+                for (workflow_id, run_id), future in zip(keys, futures, strict=True):
+                    yield workflow_id, run_id, future.result()
+            finally:
+                for future in futures:
+                    future.cancel()

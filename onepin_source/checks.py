@@ -13,7 +13,7 @@ from typing import Any
 from onepin_source.shaping import parse_ts
 
 REQUIRED = ("id", "node_id", "node_type", "status")  # required by the SDK's RunStep model
-# Seen or implied statuses (onepin-api.md: "not enumerated anywhere").
+# Seen or implied statuses: the API does not enumerate them (docs/api.md).
 KNOWN_STATUSES = frozenset({"pending", "running", "completed", "failed", "cancelled", "skipped",
                             "paused"})
 # Exact types, as JSON decodes them (so a bool is not taken for an int).

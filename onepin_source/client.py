@@ -18,10 +18,10 @@ from onepin_source.errors import OnepinApiError, OnepinAuthError, OnepinNotFound
 from onepin_source.settings import (
     API_PREFIX,
     DEFAULT_CONCURRENCY,
+    MAX_RETRY_DELAY_S,
     PAGE_SIZE,
     REQUEST_BACKOFF_FACTOR,
     REQUEST_MAX_ATTEMPTS,
-    REQUEST_MAX_RETRY_DELAY_S,
     REQUEST_TIMEOUT_S,
 )
 from onepin_source.throttle import LimitedAdapter, RequestLimiter
@@ -58,7 +58,7 @@ class OnepinClient:
             raise_for_status=False,
             request_max_attempts=max_attempts,
             request_backoff_factor=REQUEST_BACKOFF_FACTOR,
-            request_max_retry_delay=REQUEST_MAX_RETRY_DELAY_S,
+            request_max_retry_delay=MAX_RETRY_DELAY_S,
             status_codes=RETRY_STATUSES,
             retry_condition=_is_malformed_json,
         ).session
@@ -67,6 +67,7 @@ class OnepinClient:
         adapter = LimitedAdapter(self.limiter, pool_maxsize=concurrency + 2)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
+        self.base_url = credentials.base_url
         self._rest = RESTClient(base_url=credentials.base_url + API_PREFIX, headers=headers,
                                 auth=BearerTokenAuth(credentials.api_key), session=session,
                                 data_selector="data")
@@ -77,7 +78,7 @@ class OnepinClient:
         try:
             response = self._rest.get(path, params=params)
         except RequestException as exc:
-            raise _unreachable(path, exc) from None
+            raise _unreachable(self.base_url, path, exc) from None
         return self._data(response, path)
 
     def paginate(self, path: str, params: dict[str, Any] | None = None) -> Iterator[list[Any]]:
@@ -95,7 +96,7 @@ class OnepinClient:
             try:
                 response = self._rest.get(path, params=dict(request.params))
             except RequestException as exc:
-                raise _unreachable(path, exc) from None
+                raise _unreachable(self.base_url, path, exc) from None
             data = self._data(response, path)
             if not isinstance(data, list):
                 raise OnepinApiError(f"unexpected response from {path}: 'data' is not a list "
@@ -146,10 +147,10 @@ class OnepinClient:
         return dict(self.get(f"/workflows/{workflow_id}/runs/summary"))
 
 
-def _unreachable(path: str, exc: Exception) -> OnepinApiError:
-    return OnepinApiError(f"cannot reach the Onepin API at {path}: {type(exc).__name__} after "
-                          "retries; check the base URL and network, then run the load again",
-                          endpoint=path)
+def _unreachable(base_url: str, path: str, exc: Exception) -> OnepinApiError:
+    return OnepinApiError(f"cannot reach the Onepin API at {base_url} ({path}): "
+                          f"{type(exc).__name__} after retries; check the base URL and network, "
+                          "then run the load again", endpoint=path)
 
 
 def _json_body(response: Response, path: str) -> Any:

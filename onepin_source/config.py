@@ -15,12 +15,14 @@ import tomllib
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from onepin_source.errors import ConfigError
 from onepin_source.settings import CREDENTIALS_FILE, DEFAULT_BASE_URL
+from onepin_source.shaping import parse_ts
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +110,14 @@ def parse_run_refs(refs: Iterable[str]) -> list[tuple[str, str]]:
             raise ConfigError(f"run {ref!r} must be given as WORKFLOW_ID/RUN_ID")
         pairs.append((validate_uuid(workflow_id, "workflow id"), validate_uuid(run_id, "run id")))
     return pairs
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """A ``--since`` bound: an ISO-8601 datetime with a UTC offset (naive times are ambiguous)."""
+    if not value:
+        return None
+    parsed = parse_ts(value)
+    if parsed is None:
+        raise ConfigError(f"--since {value!r} is not an ISO-8601 datetime with a UTC offset; "
+                          "use e.g. 2026-01-31T00:00:00Z")
+    return parsed

@@ -11,19 +11,19 @@ from typing import Any
 
 from dlt.common.schema.typing import TColumnSchema, TDataType
 
+from onepin_source.settings import RUN_STATUSES
+
 
 def _hints(types: dict[str, TDataType]) -> dict[str, TColumnSchema]:
     return {name: {"data_type": data_type, "nullable": name != "id"}
             for name, data_type in types.items()}
 
 
-_RUN_STATUSES = ("pending", "running", "completed", "failed", "cancelled", "paused")
-
 WORKFLOW_HINTS = _hints({
     "id": "text", "user_id": "text", "name": "text", "name_source": "text",
     "description": "text", "created_at": "timestamp", "updated_at": "timestamp",
     "runs_count": "bigint", "last_run_at": "timestamp", "last_run_status": "text",
-    **{f"run_status_counts__{s}": "bigint" for s in _RUN_STATUSES},
+    **{f"run_status_counts__{s}": "bigint" for s in RUN_STATUSES},
 })
 
 RUN_HINTS = _hints({
@@ -50,8 +50,9 @@ STEP_HINTS = _hints({
 # A run's steps are replaced as a unit when the run is fetched again: delete-insert on the merge
 # key run_id. The primary key is (run_id, id), not id alone: dlt deletes rows matching the primary
 # key OR the merge key, and "d.id = s.id OR d.run_id = s.run_id" is a join DuckDB cannot hash
-# (5,000 steps into a 1M-step table: 6.3 s), while "(run_id AND id) OR run_id" it reduces to a
-# hash join on run_id (0.07 s). A primary key is still needed: dlt dedups the staged rows by it,
+# (5,000 steps into a 1M-step table took 8.6 s to load), while "(run_id AND id) OR run_id" it
+# reduces to a hash join on run_id (0.55 s: the benchmark's "5,000 steps" row, README). A
+# primary key is still needed: dlt dedups the staged rows by it,
 # and a load job that ran but was killed before dlt marked it done runs again on resume.
 RUN_STEPS_TABLE: dict[str, Any] = {
     "name": "run_steps", "primary_key": ("run_id", "id"), "merge_key": "run_id",

@@ -1,4 +1,4 @@
-"""Incremental bookkeeping for one workflow's runs (design.md, "Incremental loading").
+"""Incremental bookkeeping for one workflow's runs (docs/architecture.md, "Incremental loading").
 
 Per workflow the resource state keeps:
 

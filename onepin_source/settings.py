@@ -3,13 +3,14 @@
 DEFAULT_BASE_URL = "https://api.onepin.ai"
 API_PREFIX = "/api/v1"
 PAGE_SIZE = 100  # the API rejects limit > 100 with 422
+RUN_STATUSES = ("pending", "running", "completed", "failed", "cancelled", "paused")  # SDK RunStatus
 TERMINAL_RUN_STATUSES = frozenset({"completed", "failed", "cancelled"})  # runs that never change
 DEFAULT_LOOKBACK_MINUTES = 10  # re-list runs created this long before the mark: late arrivals
 REQUEST_TIMEOUT_S = 60.0  # the official SDK's default
 REQUEST_MAX_ATTEMPTS = 8  # 1 try + 7 retries on 429/5xx/connection errors: a 20% fault rate
 # still fails a request only once in ~400k (0.2^8)
 REQUEST_BACKOFF_FACTOR = 0.1  # backoff 0.1, 0.2 … 6.4 s (≈13 s in all) when no Retry-After is sent
-REQUEST_MAX_RETRY_DELAY_S = 60.0  # the SDK caps Retry-After at 60 s too
+MAX_RETRY_DELAY_S = 60.0  # the official SDK caps Retry-After (and X-RateLimit-Reset) at 60 s
 # Requests in flight at most. At 25 ms per request 8 fetch ~300 runs' steps per second (the bench:
 # within 1.22x of the ideal) while a real key's limit is likely lower (the docs' example key has
 # rate_limit_per_min: 1000): more would only meet 429s sooner, and the limiter backs off anyway.
@@ -18,13 +19,5 @@ MAX_CONCURRENCY = 64
 # Runs (and their steps, ~10 per run) handed to dlt as one item: dlt spends ~10 ms on every item
 # (it computes and validates the table schema each time), so 5 pages of runs per item, not 1.
 RUNS_PER_BATCH = 500
-DEFAULT_DATASET = "onepin"
-DEFAULT_PIPELINE_NAME = "onepin"
-# Not "onepin.duckdb": a DuckDB file whose stem equals the dataset name makes DuckDB fail with
-# "Ambiguous reference to catalog or schema".
-DEFAULT_DUCKDB_PATH = "onepin_etl.duckdb"
-# DuckDB's default cap is 80% of RAM: loading 1M steps took 4 GB. With 512 MB it spills to disk
-# past that and the same load peaks under 1 GB, about 20% slower (bench/, README Performance).
-DUCKDB_MEMORY_LIMIT = "512MB"
-DEFAULT_PARQUET_DIR = "onepin_data"
+ROW_FORMATS = ("arrow", "dicts")
 CREDENTIALS_FILE = "~/.onepin/credentials"  # the official Onepin CLI's TOML credentials

@@ -24,8 +24,9 @@ from typing import Any
 from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 
+from onepin_source.settings import MAX_RETRY_DELAY_S
+
 log = logging.getLogger(__name__)
-MAX_PAUSE_S = 60.0  # the official SDK's cap on Retry-After
 
 
 class RequestLimiter:
@@ -69,7 +70,7 @@ class RequestLimiter:
         self._successes = 0
         if now < self._calm_until:
             return
-        delay = min(retry_after_s, MAX_PAUSE_S)
+        delay = min(retry_after_s, MAX_RETRY_DELAY_S)
         self._calm_until = now + min(delay, 1.0)
         if self.limit > 1:
             self.limit = max(1, self.limit // 2)

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from onepin_source.cli import main
+from onepin_etl.cli import main
 
 
 def _die() -> None:

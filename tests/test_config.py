@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from onepin_source import onepin_source
+from onepin_source import onepin
 from onepin_source.config import parse_run_refs, resolve_credentials, validate_base_url
 from onepin_source.errors import ConfigError
 
@@ -93,9 +93,9 @@ def test_key_resolves_from_the_sources_onepin_section(monkeypatch: pytest.Monkey
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("SOURCES__ONEPIN__API_KEY", KEY_A)
     monkeypatch.setenv("SOURCES__ONEPIN__BASE_URL", "http://127.0.0.1:9")
-    source = onepin_source()
+    source = onepin()
     assert source.name == "onepin" and source.section == "onepin"
     assert sorted(source.resources) == ["run_steps", "runs", "workflows"]
     monkeypatch.delenv("SOURCES__ONEPIN__API_KEY")
     with pytest.raises(ConfigError, match="no Onepin API key"):
-        onepin_source()
+        onepin()

@@ -10,9 +10,9 @@ import dlt
 import duckdb
 import pytest
 
-from onepin_source.duckdb_merge import KeyDedupDuckDbClient, KeyDedupMergeJob
+from onepin_etl.destinations import duckdb_destination
+from onepin_etl.duckdb_merge import KeyDedupDuckDbClient, KeyDedupMergeJob
 from onepin_source.hints import RUN_STEPS_TABLE
-from onepin_source.pipeline import duckdb_destination
 
 STAGED = [  # (run_id, id, value): a key staged twice identically, a key twice with other values
     ("r1", "s1", "a"), ("r1", "s1", "a"), ("r1", "s2", "b"),

@@ -5,60 +5,26 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from onepin_sim import Simulator
-from tests.conftest import SMALL, api_get, api_snapshot
-
-TERMINAL = {"completed", "failed", "cancelled"}
-
-
-def ms_between(start: str | None, end: str | None) -> int | None:
-    if not start or not end:
-        return None
-    delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
-    return round(delta.total_seconds() * 1000)
-
-
-def table(db: Path | str, sql: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(db), read_only=True) as con:
-        return con.sql(sql).fetchall()
-
-
-def rows_by_id(db: Path | str, name: str, columns: str) -> dict[str, tuple[Any, ...]]:
-    return {r[0]: r[1:] for r in table(db, f"select id, {columns} from onepin.{name}")}
-
-
-def assert_matches_api(db: Path | str, snap: dict[str, Any]) -> None:
-    """Tables equal what the API shows: ids, values, derived columns; no duplicates."""
-    for name in ("workflows", "runs", "run_steps"):
-        (total, distinct), = table(db, f"select count(*), count(distinct id) from onepin.{name}")
-        assert total == distinct, f"duplicates in {name}"
-    workflows = rows_by_id(db, "workflows", "name, runs_count")
-    assert workflows == {w["id"]: (w["name"], w["runs_count"]) for w in snap["workflows"].values()}
-    runs = rows_by_id(db, "runs", "workflow_id, status, run_number, duration_ms, "
-                                  "active_duration_ms, triggered_by__user_name")
-    expected_runs = {}
-    for r in snap["runs"].values():
-        total = ms_between(r["started_at"], r["completed_at"])
-        active = total - (r["paused_ms"] or 0) if total is not None else None
-        expected_runs[r["id"]] = (r["workflow_id"], r["status"], r["run_number"], total, active,
-                                  r["triggered_by"]["user_name"])
-    assert runs == expected_runs
-    steps = rows_by_id(db, "run_steps", "workflow_id, run_id, node_id, status, iteration, "
-                                        "duration_ms, error")
-    assert steps == {s["id"]: (s["workflow_id"], s["run_id"], s["node_id"], s["status"],
-                               s["iteration"], ms_between(s["started_at"], s["completed_at"]),
-                               s["error"]) for s in snap["steps"].values()}
+from tests.helpers import (
+    SMALL,
+    TERMINAL,
+    api_get,
+    api_snapshot,
+    assert_matches_api,
+    ms_between,
+    rows_by_id,
+    table,
+)
 
 
 def test_first_load_equals_the_api(sim: Simulator, cli: Any, workdir: Path) -> None:
     result = cli("load")
-    assert result.exit_code == 0, result.output
     snap = api_snapshot(sim)
     assert f"Loaded {SMALL.workflows} workflows, {len(snap['runs'])} runs, " \
            f"{len(snap['steps'])} run_steps into onepin_etl.duckdb" in result.output
@@ -68,7 +34,7 @@ def test_first_load_equals_the_api(sim: Simulator, cli: Any, workdir: Path) -> N
 
 def test_result_payload_is_flattened_without_loss(sim: Simulator, cli: Any,
                                                   workdir: Path) -> None:
-    assert cli("load").exit_code == 0
+    cli("load")
     snap = api_snapshot(sim)
     db = workdir / "onepin_etl.duckdb"
     cols = ("result__records_processed, result__records_processed__v_text, "
@@ -101,7 +67,7 @@ def test_result_payload_is_flattened_without_loss(sim: Simulator, cli: Any,
 def test_incremental_reload_fetches_only_new_and_open_runs(sim: Simulator, cli: Any,
                                                            workdir: Path) -> None:
     db = workdir / "onepin_etl.duckdb"
-    assert cli("load").exit_code == 0
+    cli("load")
     first = api_snapshot(sim)
     open_before = {i for i, r in first["runs"].items() if r["status"] not in TERMINAL}
     assert open_before
@@ -110,7 +76,7 @@ def test_incremental_reload_fetches_only_new_and_open_runs(sim: Simulator, cli: 
     sim.world.hidden_steps.add(victim)
     sim.advance(6 * 3600)
     sim.stats.reset()
-    assert cli("load").exit_code == 0
+    cli("load")
     counts = sim.stats.snapshot()["requests"]
     snap = api_snapshot(sim)
     new_runs = set(snap["runs"]) - set(first["runs"])
@@ -122,7 +88,7 @@ def test_incremental_reload_fetches_only_new_and_open_runs(sim: Simulator, cli: 
 
     open_now = {i for i, r in snap["runs"].items() if r["status"] not in TERMINAL}
     sim.stats.reset()
-    assert cli("load").exit_code == 0
+    cli("load")
     counts = sim.stats.snapshot()["requests"]
     # Unchanged: one runs page per workflow, steps only for the runs still open.
     assert counts["runs"] == SMALL.workflows
@@ -133,13 +99,12 @@ def test_incremental_reload_fetches_only_new_and_open_runs(sim: Simulator, cli: 
 
 def test_parquet_destination_appends_files_and_latest_version_matches(
         sim: Simulator, cli: Any, workdir: Path) -> None:
-    assert cli("load", "--destination", "parquet", "--parquet-dir", "pq").exit_code == 0
+    cli("load", "--destination", "parquet", "--parquet-dir", "pq")
     sim.advance(6 * 3600)
-    result = cli("load", "--destination", "parquet", "--parquet-dir", "pq")
-    assert result.exit_code == 0, result.output
+    cli("load", "--destination", "parquet", "--parquet-dir", "pq")
     files = sorted((workdir / "pq" / "onepin" / "run_steps").glob("*.parquet"))
     assert len(files) == 2  # one file per load: append-only
-    latest = duckdb.sql(f"""
+    latest = duckdb.execute(f"""
         with steps as (select * from read_parquet('{workdir}/pq/onepin/run_steps/*.parquet',
                                                   union_by_name = true)),
              newest as (select run_id, max(_dlt_load_id) as load_id from steps group by run_id)
@@ -153,8 +118,8 @@ def test_parquet_destination_appends_files_and_latest_version_matches(
 
 def test_switching_to_a_new_duckdb_file_loads_everything(sim: Simulator, cli: Any,
                                                          workdir: Path) -> None:
-    assert cli("load").exit_code == 0
-    assert cli("load", "--duckdb-path", "other.duckdb").exit_code == 0
+    cli("load")
+    cli("load", "--duckdb-path", "other.duckdb")
     assert_matches_api(workdir / "other.duckdb", api_snapshot(sim))
 
 
@@ -162,8 +127,7 @@ def test_workflow_and_run_selection(sim: Simulator, cli: Any, workdir: Path) -> 
     snap = api_snapshot(sim)
     wf_a, wf_b = sorted(snap["workflows"])[:2]
     run_b = next(r for r in snap["runs"].values() if r["workflow_id"] == wf_b)
-    result = cli("load", "--workflow", wf_a, "--run", f"{wf_b}/{run_b['id']}")
-    assert result.exit_code == 0, result.output
+    cli("load", "--workflow", wf_a, "--run", f"{wf_b}/{run_b['id']}")
     db = workdir / "onepin_etl.duckdb"
     assert set(rows_by_id(db, "workflows", "name")) == {wf_a, wf_b}
     expected_runs = {i for i, r in snap["runs"].items() if r["workflow_id"] == wf_a}
@@ -179,8 +143,7 @@ def test_a_run_named_and_listed_is_loaded_once(sim: Simulator, cli: Any, workdir
     workflow_id, ref = run["workflow_id"], f"{run['workflow_id']}/{run['id']}"
     runs = {i for i, r in snap["runs"].items() if r["workflow_id"] == workflow_id}
     sim.stats.reset()
-    result = cli("load", "--workflow", workflow_id, "--run", ref, "--run", ref)
-    assert result.exit_code == 0, result.output
+    cli("load", "--workflow", workflow_id, "--run", ref, "--run", ref)
     assert sim.stats.snapshot()["requests"]["steps"] == len(runs)
     db = workdir / "onepin_etl.duckdb"
     (total, distinct), = table(db, "select count(*), count(distinct id) from onepin.run_steps")
@@ -191,7 +154,7 @@ def test_since_limits_the_first_load(sim: Simulator, cli: Any, workdir: Path) ->
     snap = api_snapshot(sim)
     created = sorted(r["created_at"] for r in snap["runs"].values())
     since = created[len(created) // 2]
-    assert cli("load", "--since", since).exit_code == 0
+    cli("load", "--since", since)
     loaded = set(rows_by_id(workdir / "onepin_etl.duckdb", "runs", "status"))
     assert loaded == {i for i, r in snap["runs"].items() if r["created_at"] >= since}
 
@@ -199,15 +162,15 @@ def test_since_limits_the_first_load(sim: Simulator, cli: Any, workdir: Path) ->
 def test_full_refresh_starts_over(sim: Simulator, cli: Any, workdir: Path) -> None:
     snap = api_snapshot(sim)
     since = sorted(r["created_at"] for r in snap["runs"].values())[-5]
-    assert cli("load", "--since", since).exit_code == 0
+    cli("load", "--since", since)
     sim.stats.reset()
-    assert cli("load", "--full-refresh").exit_code == 0
+    cli("load", "--full-refresh")
     assert sim.stats.snapshot()["requests"]["steps"] == len(snap["runs"])
     assert_matches_api(workdir / "onepin_etl.duckdb", snap)
 
 
 def test_no_results_skips_payloads(sim: Simulator, cli: Any, workdir: Path) -> None:
-    assert cli("load", "--no-results").exit_code == 0
+    cli("load", "--no-results")
     columns = [r[0] for r in table(workdir / "onepin_etl.duckdb", "describe onepin.run_steps")]
     assert not [c for c in columns if c.startswith("result")]
     assert table(workdir / "onepin_etl.duckdb",
@@ -215,30 +178,28 @@ def test_no_results_skips_payloads(sim: Simulator, cli: Any, workdir: Path) -> N
 
 
 def test_wrong_key_exits_3_with_one_clear_line(sim: Simulator, cli: Any) -> None:
-    result = cli("load", key="op_live_" + "x" * 32)
-    assert result.exit_code == 3
+    result = cli("load", key="op_live_" + "x" * 32, expect=3)
     assert result.output.strip().startswith("error: Onepin API 401 INVALID_API_KEY on /workflows")
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
 
 
 def test_malformed_workflow_id_exits_2_before_any_request(sim: Simulator, cli: Any) -> None:
-    result = cli("load", "--workflow", "not-a-uuid")
-    assert result.exit_code == 2
+    result = cli("load", "--workflow", "not-a-uuid", expect=2)
     assert "workflow id 'not-a-uuid' is not a UUID" in result.output
     assert sim.stats.snapshot()["total"] == 0
 
 
 def test_unknown_workflow_exits_2(sim: Simulator, cli: Any) -> None:
-    result = cli("load", "--workflow", "3fa85f64-5717-4562-b3fc-2c963f66afa6")
-    assert result.exit_code == 2
+    result = cli("load", "--workflow", "3fa85f64-5717-4562-b3fc-2c963f66afa6", expect=2)
     assert "workflow 3fa85f64-5717-4562-b3fc-2c963f66afa6 not found (404)" in result.output
 
 
 def test_key_appears_in_no_output_or_file(sim: Simulator, cli: Any, workdir: Path) -> None:
     outputs = [cli("load").output, cli("load", "--destination", "parquet").output,
-               cli("load", "--workflow", "3fa85f64-5717-4562-b3fc-2c963f66afa6").output]
+               cli("load", "--workflow", "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                   expect=2).output]
     sim.set_faults(share_5xx=1.0)
-    outputs.append(cli("load").output)
+    outputs.append(cli("load", expect=4).output)
     key = sim.api_key.encode()
     assert not any(sim.api_key in o for o in outputs)
     hits = [p for p in workdir.rglob("*") if p.is_file() and key in p.read_bytes()]
@@ -247,7 +208,7 @@ def test_key_appears_in_no_output_or_file(sim: Simulator, cli: Any, workdir: Pat
 
 
 def test_dlt_pipeline_info_works(sim: Simulator, cli: Any, workdir: Path) -> None:
-    assert cli("load").exit_code == 0
+    cli("load")
     info = subprocess.run([sys.executable, "-m", "dlt.cli._dlt", "pipeline", "--pipelines-dir",
                            str(workdir / "pipelines"), "onepin", "info"],
                           capture_output=True, text=True, timeout=120)
@@ -270,10 +231,10 @@ def test_api_snapshot_helper_reads_every_run(sim: Simulator) -> None:
 
 def test_switching_files_back_and_forth_loses_nothing(sim: Simulator, cli: Any,
                                                       workdir: Path) -> None:
-    assert cli("load", "--duckdb-path", "a.duckdb").exit_code == 0
+    cli("load", "--duckdb-path", "a.duckdb")
     sim.advance(4 * 3600)
-    assert cli("load", "--duckdb-path", "b.duckdb").exit_code == 0
+    cli("load", "--duckdb-path", "b.duckdb")
     sim.advance(4 * 3600)
-    assert cli("load", "--duckdb-path", "a.duckdb").exit_code == 0
+    cli("load", "--duckdb-path", "a.duckdb")
     snap = api_snapshot(sim)
     assert_matches_api(workdir / "a.duckdb", snap)

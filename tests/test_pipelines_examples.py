@@ -9,7 +9,7 @@ import pytest
 
 from onepin_sim import Simulator
 from pipelines import onepin_pipeline
-from tests.conftest import SMALL, api_get
+from tests.helpers import SMALL, api_get
 
 
 @pytest.fixture
@@ -38,6 +38,6 @@ def test_load_all_workflows_then_full_refresh(env: Simulator, workdir: Path) -> 
 def test_load_some_workflows_to_parquet(env: Simulator, workdir: Path) -> None:
     wf = api_get(env, "/workflows").json()["data"][0]["id"]
     onepin_pipeline.load_some_workflows_to_parquet([wf], str(workdir / "pq"))
-    runs = duckdb.sql(f"select distinct workflow_id from "
+    runs = duckdb.execute(f"select distinct workflow_id from "
                       f"read_parquet('{workdir}/pq/onepin/runs/*.parquet')").fetchall()
     assert runs == [(wf,)]

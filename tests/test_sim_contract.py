@@ -17,7 +17,7 @@ import requests
 
 from onepin_sim import FaultConfig, Simulator, WorldConfig
 from onepin_sim.clock import parse_iso_ms
-from tests.conftest import SMALL, api_get
+from tests.helpers import SMALL, api_get
 
 
 def first_workflow(sim: Simulator) -> str:
@@ -83,7 +83,9 @@ def test_run_status_filter_sort_and_search(sim: Simulator) -> None:
 
 
 def test_workspace_has_every_run_status_and_step_status(sim: Simulator) -> None:
-    statuses, step_statuses, iterations = Counter(), Counter(), Counter()
+    statuses: Counter[str] = Counter()
+    step_statuses: Counter[str] = Counter()
+    iterations: Counter[int] = Counter()
     sim.advance(0)
     for wf in api_get(sim, "/workflows").json()["data"]:
         for run in all_runs(sim, wf["id"]):
@@ -96,9 +98,10 @@ def test_workspace_has_every_run_status_and_step_status(sim: Simulator) -> None:
     assert iterations[2] > 0  # retries exist
     # Running and pending appear mid-run: look at a run 10 s after it started.
     plan = sim.world.plan(0, 5)
-    run = sim.world.run_at(0, 5, plan.started_ms + 10)
-    assert run.status == "running"
-    assert [s.status for s in run.steps] == ["running"] or run.steps[-1].status == "pending"
+    started = sim.world.run_at(0, 5, plan.started_ms + 10)
+    assert started.status == "running"
+    assert [s.status for s in started.steps] == ["running"] or \
+        started.steps[-1].status == "pending"
 
 
 def test_get_run_status_and_summary(sim: Simulator) -> None:
@@ -315,12 +318,12 @@ def test_large_world_is_lazy() -> None:
         run = page["data"][-1]
         steps = api_get(sim, f"/workflows/{wf}/runs/{run['id']}/steps").json()["data"]
         assert len(steps) >= 10
-        assert sim.world.plan.cache_info().currsize < 200  # type: ignore[attr-defined]
+        assert sim.world.plan.cache_info().currsize < 200
 
 
 def test_sim_command_serves_until_interrupted(tmp_path: object) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "onepin_source.cli", "sim", "--port", "0", "--workflows", "2"],
+        [sys.executable, "-m", "onepin_etl.cli", "sim", "--port", "0", "--workflows", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     try:
         assert process.stdout is not None

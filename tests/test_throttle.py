@@ -10,7 +10,7 @@ from onepin_sim import FaultConfig, Simulator
 from onepin_source.client import OnepinClient
 from onepin_source.config import resolve_credentials
 from onepin_source.throttle import RequestLimiter, retry_delay_s
-from tests.conftest import SMALL
+from tests.helpers import SMALL
 
 
 class FakeClock:

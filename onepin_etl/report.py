@@ -11,45 +11,16 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from onepin_source import analysis
+from onepin_etl import analysis
 
 FORMATS = ("table", "csv", "json", "markdown")
 
-_SECTIONS: dict[str, tuple[str, str]] = {
-    "workflows": ("Runs per workflow", """
-        select workflow_name as workflow, total_runs as runs, completed, failed, cancelled,
-               pending + running + paused as open, pass_rate,
-               round(average_duration_seconds, 1) as avg_active_s,
-               round(p95_active_ms / 1000, 1) as p95_active_s
-        from workflow_summary order by workflow_name"""),
-    "slowest_nodes": ("Slowest nodes (p95 of completed steps)", """
-        select workflow_name as workflow, node_display_name as node, node_type, completed,
-               round(p50_ms / 1000, 2) as p50_s, round(p95_ms / 1000, 2) as p95_s,
-               round(max_ms / 1000, 2) as max_s
-        from node_stats where p95_ms is not null
-        order by p95_ms desc, workflow_name, node_id limit {top}"""),
-    "failing_nodes": ("Most failing nodes", """
-        select workflow_name as workflow, node_display_name as node, node_type, failed,
-               completed, failure_rate, top_error
-        from node_stats where failed > 0
-        order by failure_rate desc, failed desc, workflow_name, node_id limit {top}"""),
-    "failing_node_types": ("Failure rate by node type", """
-        select node_type, executions, failed, completed, failure_rate,
-               round(p95_ms / 1000, 2) as p95_s
-        from node_type_stats where failed > 0
-        order by failure_rate desc, node_type limit {top}"""),
-    "retries": ("Retries and flaky nodes", """
-        select workflow_name as workflow, node_display_name as node, node_type, retries, flaky
-        from node_stats where retries > 0 or flaky > 0
-        order by flaky desc, retries desc, workflow_name, node_id limit {top}"""),
-}
 
 
 def build(top: int = 10, **where: Any) -> dict[str, pd.DataFrame]:
-    """Every section's DataFrame, read through one short-lived connection."""
+    """Every question's answer (``analysis.QUESTIONS``), read through one short-lived connection."""
     with analysis.connect(**where) as con:
-        return {name: con.execute(sql.format(top=int(top))).df()
-                for name, (_, sql) in _SECTIONS.items()}
+        return {name: analysis.ask(con, name, top) for name in analysis.QUESTIONS}
 
 
 def is_empty(sections: dict[str, pd.DataFrame]) -> bool:
@@ -62,13 +33,15 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def render(sections: dict[str, pd.DataFrame], fmt: str, console: Console) -> None:
-    """Print the report in ``fmt`` (one of :data:`FORMATS`)."""
+    """Print ``sections`` in ``fmt`` (one of :data:`FORMATS`), titled as ``analysis.QUESTIONS``
+    (or by their name)."""
     if fmt == "json":
         console.out(json.dumps({k: _records(v) for k, v in sections.items()},
                                ensure_ascii=False, indent=2), highlight=False)
         return
     for name, frame in sections.items():
-        title = _SECTIONS[name][0]
+        question = analysis.QUESTIONS.get(name)
+        title = question.title if question else name
         if fmt == "csv":
             buffer = io.StringIO()
             frame.to_csv(buffer, index=False)

@@ -1,12 +1,13 @@
-"""``onepin-etl``: load, report, demo and sim. Output is formatted here and only here.
+"""``onepin-etl``: load, report, sql, demo and sim. Output is formatted here and only here.
 
-Exit codes (design.md): 0 ok, 2 usage/config, 3 authentication/authorization, 4 API or network
-failure after retries, 5 destination failure. User errors print one line, no traceback
-(``--debug`` shows it).
+Exit codes (``errors.EXIT_CODES``): 0 ok, 2 usage/config, 3 authentication/authorization, 4 API
+or network failure after retries, 5 destination failure. User errors print one line, no
+traceback (``--debug`` shows it).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -16,16 +17,15 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from onepin_source.errors import OnepinError
-from onepin_source.settings import (
-    DEFAULT_CONCURRENCY,
+from onepin_etl.errors import exit_code
+from onepin_etl.settings import (
     DEFAULT_DATASET,
     DEFAULT_DUCKDB_PATH,
-    DEFAULT_LOOKBACK_MINUTES,
     DEFAULT_PARQUET_DIR,
     DEFAULT_PIPELINE_NAME,
-    MAX_CONCURRENCY,
 )
+from onepin_source.errors import OnepinError
+from onepin_source.settings import DEFAULT_CONCURRENCY, DEFAULT_LOOKBACK_MINUTES, MAX_CONCURRENCY
 
 F = TypeVar("F", bound=Callable[..., Any])
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -44,7 +44,7 @@ def user_errors(func: F) -> F:
             if debug:
                 err.print_exception()
             err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
-            sys.exit(exc.exit_code)
+            sys.exit(exit_code(exc))
 
     return wrapper  # type: ignore[return-value]
 
@@ -96,30 +96,30 @@ def target_options(func: F) -> F:
                    f"{DEFAULT_PIPELINE_NAME}_<destination> for other destinations).")
 @click.option("--pipelines-dir", type=click.Path(file_okay=False),
               help="dlt's working folder (default ~/.dlt/pipelines).")
+@click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=0, show_default=True,
+              metavar="SECONDS",
+              help="If another load of this pipeline is running, wait this long for it, then "
+                   "exit 7.")
 @user_errors
 def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
          workflows: tuple[str, ...], runs: tuple[str, ...], since: str | None,
          no_results: bool, full_refresh: bool, lookback_minutes: int, concurrency: int,
          row_format: str, progress: str | None, pipeline_name: str | None,
-         pipelines_dir: str | None) -> None:
+         pipelines_dir: str | None, wait_s: float) -> None:
     """Load workflows, runs and run steps incrementally."""
-    from onepin_source import onepin_source
-    from onepin_source.pipeline import Target, run_load
+    from onepin_etl.destinations import Target
+    from onepin_etl.pipeline import load as run
 
     target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir)
-    target.check()
-    source = onepin_source(workflow_ids=list(workflows) or None, runs=list(runs) or None,
-                           since=since, include_result=not no_results,
-                           lookback_minutes=lookback_minutes, concurrency=concurrency,
-                           row_format=row_format, target_key=target.key)
-    pipeline = target.pipeline(progress=progress)
-    info = run_load(pipeline, source, full_refresh=full_refresh, file_format=target.file_format)
-    normalized = pipeline.last_trace.last_normalize_info if pipeline.last_trace else None
+    info = run(target, full_refresh=full_refresh, progress=progress, wait_s=wait_s,
+               workflow_ids=list(workflows) or None, runs=list(runs) or None, since=since,
+               include_result=not no_results, lookback_minutes=lookback_minutes,
+               concurrency=concurrency, row_format=row_format)
+    trace = info.pipeline.last_trace  # type: ignore[attr-defined]
+    normalized = trace.last_normalize_info if trace else None
     counts = normalized.row_counts if normalized else {}
-    where = duckdb_path if destination == "duckdb" else \
-        parquet_dir if destination == "parquet" else destination
     rows = ", ".join(f"{counts.get(t, 0)} {t}" for t in ("workflows", "runs", "run_steps"))
-    out.print(f"Loaded {rows} into {where} (dataset {dataset}); "
+    out.print(f"Loaded {rows} into {target.location} (dataset {dataset}); "
               f"{len(info.loads_ids)} load package(s).")
 
 
@@ -136,20 +136,13 @@ def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
 def report(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
            workflows: tuple[str, ...], since: str | None, top: int, fmt: str) -> None:
     """Pass rates, run durations, slowest and most failing nodes, retries and flaky nodes."""
-    from onepin_source import report as reporting
-    from onepin_source.analysis import Filters, NoDataError
-    from onepin_source.config import validate_uuid
-    from onepin_source.errors import ConfigError
-    from onepin_source.shaping import parse_ts
+    from onepin_etl import report as reporting
+    from onepin_etl.analysis import Filters, NoDataError
+    from onepin_source.config import parse_since, validate_uuid
 
-    if destination not in ("duckdb", "parquet"):
-        raise ConfigError("report reads --destination duckdb or parquet")
-    if since and parse_ts(since) is None:
-        raise ConfigError(f"--since {since!r} is not an ISO-8601 datetime with a UTC offset; "
-                          "use e.g. 2026-01-31T00:00:00Z")
+    where = _where(destination, duckdb_path, parquet_dir)
+    parse_since(since)
     filters = Filters(tuple(validate_uuid(w, "workflow id") for w in workflows), since)
-    where = {"duckdb_path": duckdb_path} if destination == "duckdb" else \
-        {"parquet_dir": parquet_dir}
     try:
         sections = reporting.build(top, dataset=dataset, filters=filters, **where)
     except NoDataError as exc:
@@ -162,14 +155,120 @@ def report(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
 
 
 @main.command()
+@target_options
+@click.option("--workflow", "workflows", multiple=True, metavar="ID",
+              help="Only these workflows (repeatable).")
+@click.option("--by", type=click.Choice(["node", "node_type"]), default="node",
+              show_default=True, help="Check each node of each workflow, or each node type.")
+@click.option("--window", default="24h", show_default=True,
+              help="The recent window (s, m, h, d).")
+@click.option("--baseline", default="7d", show_default=True,
+              help="The baseline window, just before the recent one, for regressions.")
+@click.option("--max-failure-rate", type=click.FloatRange(0, 1),
+              help="Fail when a failure rate over the window is above this (0-1).")
+@click.option("--max-p95-seconds", type=click.FloatRange(min=0),
+              help="Fail when a p95 step duration over the window is above this.")
+@click.option("--max-age", help="Fail when the newest loaded run is older than this (e.g. 2h).")
+@click.option("--min-executions", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Steps a node needs in a window before it is judged.")
+@click.option("--min-failures", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Recent failures a failure-rate regression needs.")
+@click.option("--confidence", type=float, default=0.99, show_default=True,
+              help="Confidence of the regression tests.")
+@click.option("--p95-factor", type=click.FloatRange(min=1), default=1.5, show_default=True,
+              help="How much slower a recent p95 must be to count as a regression.")
+@click.option("--no-regressions", is_flag=True, help="Skip the regression rules.")
+@click.option("--as-of", metavar="ISO8601", help="Judge as of this time (default: now).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@user_errors
+def check(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
+          workflows: tuple[str, ...], by: str, window: str, baseline: str,
+          max_failure_rate: float | None, max_p95_seconds: float | None, max_age: str | None,
+          min_executions: int, min_failures: int, confidence: float, p95_factor: float,
+          no_regressions: bool, as_of: str | None, fmt: str) -> None:
+    """Health checks after a load: thresholds, freshness, regressions. Exit 6 on a failure."""
+    from datetime import UTC, datetime
+
+    from onepin_etl import analysis, health
+    from onepin_etl.errors import CheckFailedError
+    from onepin_source.config import parse_since, validate_uuid
+
+    config = health.CheckConfig(
+        as_of=parse_since(as_of) or datetime.now(UTC), window=health.parse_duration(window),
+        baseline=health.parse_duration(baseline), by=by, max_failure_rate=max_failure_rate,
+        max_p95_seconds=max_p95_seconds,
+        max_age=health.parse_duration(max_age) if max_age else None,
+        min_executions=min_executions, min_failures=min_failures, confidence=confidence,
+        p95_factor=p95_factor, regressions=not no_regressions)
+    filters = analysis.Filters(tuple(validate_uuid(w, "workflow id") for w in workflows))
+    with analysis.connect(**_where(destination, duckdb_path, parquet_dir), dataset=dataset,
+                          filters=filters) as con:
+        result = health.run_checks(con, config)
+    if fmt == "json":
+        out.out(json.dumps({"healthy": result.healthy,
+                            "findings": [f.as_dict() for f in result.findings],
+                            "groups_checked": result.groups_checked,
+                            "steps_recent": result.steps_recent,
+                            "steps_baseline": result.steps_baseline,
+                            "newest_run_at": result.newest_run_at.isoformat()
+                            if result.newest_run_at else None}, indent=2), highlight=False)
+    else:
+        for finding in result.findings:
+            out.out(finding.line(), highlight=False)
+        newest = result.newest_run_at.isoformat() if result.newest_run_at else "none"
+        verdict = "healthy" if result.healthy else f"{len(result.findings)} check(s) failed"
+        out.out(f"{verdict}: {result.groups_checked} {by}s with steps in the last {window}, "
+                f"{result.steps_recent} recent and {result.steps_baseline} baseline steps; "
+                f"newest run {newest}", highlight=False)
+    if not result.healthy:
+        raise CheckFailedError(f"{len(result.findings)} health check(s) failed")
+
+
+def _where(destination: str, duckdb_path: str, parquet_dir: str) -> dict[str, str]:
+    """Where a reader (report, check, sql) finds the data."""
+    from onepin_source.errors import ConfigError
+
+    if destination == "duckdb":
+        return {"duckdb_path": duckdb_path}
+    if destination == "parquet":
+        return {"parquet_dir": parquet_dir}
+    raise ConfigError(f"this command reads --destination duckdb or parquet, not {destination!r}")
+
+
+@main.command()
+@target_options
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]),
+              default="table", show_default=True)
+@user_errors
+def sql(destination: str, duckdb_path: str, parquet_dir: str, dataset: str, query: str,
+        fmt: str) -> None:
+    """Run a read-only SQL QUERY over the tables and analysis views (e.g. "select * from
+    node_stats limit 5")."""
+    import duckdb
+
+    from onepin_etl import analysis
+    from onepin_etl import report as reporting
+    from onepin_source.errors import ConfigError
+
+    where = _where(destination, duckdb_path, parquet_dir)
+    try:
+        frame = analysis.query(query, dataset=dataset, **where)
+    except duckdb.Error as exc:
+        raise ConfigError(f"the query failed: {str(exc).splitlines()[0]}") from None
+    reporting.render({"query": frame}, fmt, out)
+
+
+@main.command()
 @click.option("--out-dir", type=click.Path(file_okay=False), default="demo_output",
               show_default=True, help="Where the demo's DuckDB file and dlt state go.")
 @user_errors
 def demo(out_dir: str) -> None:
-    """Simulator + load into DuckDB + incremental load + report, in about a minute."""
+    """Simulator + load into DuckDB + incremental load + report, in a few seconds."""
     from pathlib import Path
 
-    from onepin_source.demo import run_demo
+    from onepin_etl.demo import run_demo
 
     run_demo(Path(out_dir), out)
 

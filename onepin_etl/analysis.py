@@ -1,6 +1,6 @@
 """Read-only analysis over a DuckDB file or a Parquet folder: views and pandas answers.
 
-    from onepin_source import analysis
+    from onepin_etl import analysis
     with analysis.connect(duckdb_path="onepin_etl.duckdb") as con:
         con.sql("select * from node_stats order by p95_ms desc").df()
 
@@ -21,9 +21,9 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from onepin_source.analysis_sql import LATEST_BY_ID, LATEST_STEPS, VIEWS
+from onepin_etl.analysis_sql import LATEST_BY_ID, LATEST_STEPS, VIEWS
+from onepin_etl.settings import DEFAULT_DATASET
 from onepin_source.errors import ConfigError
-from onepin_source.settings import DEFAULT_DATASET
 
 TABLES = ("workflows", "runs", "run_steps")
 
@@ -107,6 +107,7 @@ def _open_duckdb(path: Path, dataset: str) -> tuple[duckdb.DuckDBPyConnection, d
         raise NoDataError(f"no DuckDB file at {path}: run 'onepin-etl load' first "
                           "(or pass --duckdb-path)")
     con = duckdb.connect(str(path), read_only=True)
+    con.execute(f"set search_path = {_sql_str(dataset)}")  # tables by their plain names
     found = {r[0] for r in con.execute(
         "select table_name from information_schema.tables where table_schema = ?",
         [dataset]).fetchall()}
@@ -131,14 +132,62 @@ def _open_parquet(root: str, dataset: str) -> tuple[duckdb.DuckDBPyConnection, d
         "run_steps": LATEST_STEPS.format(path=f"{base}/run_steps"),
     }
     for name, body in views.items():
-        con.execute(f"create temp view current_{name} as {body}")
-    return con, {t: f"current_{t}" for t in TABLES}
+        con.execute(f"create temp view {name} as {body}")
+    return con, {t: t for t in TABLES}
 
 
 def query(sql: str, **where: Any) -> pd.DataFrame:
     """Run ``sql`` against the views (``where`` = arguments of :func:`connect`) and close."""
     with connect(**where) as con:
         return con.execute(sql).df()
+
+
+@dataclass(frozen=True)
+class Question:
+    """A ranking asked after every load: by the report, the notebook and these helpers."""
+
+    title: str
+    sql: str  # over the analysis views; ``{top}`` is the number of rows
+
+
+QUESTIONS: dict[str, Question] = {
+    "workflows": Question("Runs per workflow", """
+        select workflow_name as workflow, total_runs as runs, completed, failed, cancelled,
+               pending + running + paused as open, pass_rate,
+               round(average_duration_seconds, 1) as avg_active_s,
+               round(p95_active_ms / 1000, 1) as p95_active_s
+        from workflow_summary order by workflow_name"""),
+    "slowest_nodes": Question("Slowest nodes (p95 of completed steps)", """
+        select workflow_name as workflow, node_display_name as node, node_type, completed,
+               round(p50_ms / 1000, 2) as p50_s, round(p95_ms / 1000, 2) as p95_s,
+               round(max_ms / 1000, 2) as max_s
+        from node_stats where p95_ms is not null
+        order by p95_ms desc, workflow_name, node_id limit {top}"""),
+    "failing_nodes": Question("Most failing nodes", """
+        select workflow_name as workflow, node_display_name as node, node_type, failed,
+               completed, failure_rate, top_error
+        from node_stats where failed > 0
+        order by failure_rate desc, failed desc, workflow_name, node_id limit {top}"""),
+    "failing_node_types": Question("Failure rate by node type", """
+        select node_type, executions, failed, completed, failure_rate,
+               round(p95_ms / 1000, 2) as p95_s
+        from node_type_stats
+        order by failure_rate desc nulls last, node_type limit {top}"""),
+    "retries": Question("Retries and flaky nodes", """
+        select workflow_name as workflow, node_display_name as node, node_type, retries, flaky
+        from node_stats where retries > 0 or flaky > 0
+        order by flaky desc, retries desc, workflow_name, node_id limit {top}"""),
+}
+
+
+def ask(con: duckdb.DuckDBPyConnection, name: str, top: int = 10) -> pd.DataFrame:
+    """The answer to ``QUESTIONS[name]`` on an open connection (see :func:`connect`)."""
+    return con.execute(QUESTIONS[name].sql.format(top=int(top))).df()
+
+
+def _answer(name: str, top: int, where: dict[str, Any]) -> pd.DataFrame:
+    with connect(**where) as con:
+        return ask(con, name, top)
 
 
 def workflow_summary(**where: Any) -> pd.DataFrame:
@@ -148,32 +197,22 @@ def workflow_summary(**where: Any) -> pd.DataFrame:
 
 def slowest_nodes(top: int = 10, **where: Any) -> pd.DataFrame:
     """Nodes with the highest p95 duration of completed steps."""
-    return query(f"""select workflow_name, node_display_name, node_type, completed, p50_ms,
-                            p95_ms, max_ms from node_stats where p95_ms is not null
-                     order by p95_ms desc, workflow_name, node_id limit {int(top)}""", **where)
+    return _answer("slowest_nodes", top, where)
 
 
 def failure_rates(top: int = 10, **where: Any) -> pd.DataFrame:
     """Nodes that fail most (with their counts, so small samples are visible)."""
-    return query(f"""select workflow_name, node_display_name, node_type, failed, completed,
-                            failure_rate, top_error from node_stats where failed > 0
-                     order by failure_rate desc, failed desc, workflow_name, node_id
-                     limit {int(top)}""", **where)
+    return _answer("failing_nodes", top, where)
 
 
-def node_type_failures(**where: Any) -> pd.DataFrame:
-    """Failure rate and durations per node type across workflows."""
-    return query("""select node_type, executions, failed, completed, failure_rate, p50_ms,
-                           p95_ms, retries, flaky from node_type_stats
-                    order by failure_rate desc nulls last, node_type""", **where)
+def node_type_failures(top: int = 100, **where: Any) -> pd.DataFrame:
+    """Failure rate and p95 duration per node type across workflows."""
+    return _answer("failing_node_types", top, where)
 
 
 def retries_and_flaky(top: int = 10, **where: Any) -> pd.DataFrame:
     """Nodes with the most retries and flaky runs."""
-    return query(f"""select workflow_name, node_display_name, node_type, retries, flaky
-                     from node_stats where retries > 0 or flaky > 0
-                     order by flaky desc, retries desc, workflow_name, node_id
-                     limit {int(top)}""", **where)
+    return _answer("retries", top, where)
 
 
 def daily_trend(**where: Any) -> pd.DataFrame:

@@ -6,7 +6,7 @@ loaded tables; over Parquet (append-only files
 per load) they are the latest loaded version of each workflow, run and run's steps, so both
 destinations give identical answers.
 
-Definitions (design.md, matching Onepin's Runs Summary):
+Definitions (docs/architecture.md, matching Onepin's Runs Summary):
 - step ``duration_ms`` = completed_at - started_at; percentiles over completed steps,
   interpolated linearly (DuckDB ``quantile_cont``, numpy's default);
 - failure rate = failed / (completed + failed); cancelled is reported, not counted;
@@ -17,6 +17,10 @@ Definitions (design.md, matching Onepin's Runs Summary):
 """
 
 from __future__ import annotations
+
+from onepin_source.settings import TERMINAL_RUN_STATUSES
+
+_TERMINAL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_RUN_STATUSES))
 
 STEP_DURATIONS = """
 select s.id as step_id, s.workflow_id, w.name as workflow_name, s.run_id, r.run_number,
@@ -117,7 +121,7 @@ select r.workflow_id, any_value(w.name) as workflow_name,
        count(*) filter (where r.status = 'completed') as completed,
        count(*) filter (where r.status = 'failed') as failed,
        count(*) filter (where r.status = 'cancelled') as cancelled,
-       count(*) filter (where r.status not in ('completed', 'failed', 'cancelled')) as open,
+       count(*) filter (where r.status not in (_TERMINAL_)) as open,
        count(*) filter (where r.status = 'completed')
          / nullif(count(*) filter (where r.status in ('completed', 'failed')), 0) as pass_rate,
        quantile_cont(r.active_duration_ms, 0.5) filter (where r.status = 'completed')
@@ -131,7 +135,7 @@ left join {workflows} w on w.id = r.workflow_id
 left join daily_steps d
   on d.workflow_id = r.workflow_id and d.day = cast(timezone('UTC', r.created_at) as date)
 group by r.workflow_id, cast(timezone('UTC', r.created_at) as date)
-"""
+""".replace("_TERMINAL_", _TERMINAL)
 
 # In dependency order: later views read earlier ones.
 VIEWS: dict[str, str] = {

@@ -9,9 +9,11 @@ from pathlib import Path
 import duckdb
 from rich.console import Console
 
+from onepin_etl import report
+from onepin_etl.destinations import Target
+from onepin_etl.pipeline import load as run_load
 from onepin_sim import Simulator, WorldConfig
-from onepin_source import onepin_source, report
-from onepin_source.pipeline import Target, run_load
+from onepin_source.settings import TERMINAL_RUN_STATUSES
 
 DEMO_WORLD = WorldConfig(seed=2026, workflows=8, runs=72, nodes=9)
 ADVANCE_HOURS = 12
@@ -38,9 +40,7 @@ def run_demo(out_dir: Path, console: Console, *, world: WorldConfig = DEMO_WORLD
         def load(label: str) -> None:
             sim.stats.reset()
             with console.status(f"{label}: extracting, normalizing and loading into {db} …"):
-                source = onepin_source(api_key=sim.api_key, base_url=sim.base_url,
-                                       target_key=target.key)
-                run_load(target.pipeline(), source)
+                run_load(target, api_key=sim.api_key, base_url=sim.base_url)
             requests = sim.stats.snapshot()["requests"]
             console.print(f"   {label}: {requests.get('runs', 0)} runs pages, "
                           f"{requests.get('run', 0)} open-run re-reads, "
@@ -49,14 +49,14 @@ def run_demo(out_dir: Path, console: Console, *, world: WorldConfig = DEMO_WORLD
         load("First load")
         before = _runs_by_id(db)
         console.print(f"   Loaded {len(before)} runs; "
-                      f"{sum(s not in _TERMINAL for s in before.values())} still open.")
+                      f"{sum(s not in TERMINAL_RUN_STATUSES for s in before.values())} still open.")
         sim.advance(ADVANCE_HOURS * 3600)
         console.print(f"[bold]2.[/] {ADVANCE_HOURS} simulated hours later, loading again "
                       "incrementally.")
         load("Incremental load")
         after = _runs_by_id(db)
         finished = sum(1 for i, s in before.items()
-                       if s not in _TERMINAL and after.get(i) in _TERMINAL)
+                       if s not in TERMINAL_RUN_STATUSES and after.get(i) in TERMINAL_RUN_STATUSES)
         console.print(f"   {len(after) - len(before)} new runs; {finished} runs that were open "
                       "have finished; their steps were replaced.")
     console.print("[bold]3.[/] Report")
@@ -65,12 +65,10 @@ def run_demo(out_dir: Path, console: Console, *, world: WorldConfig = DEMO_WORLD
     return db
 
 
-_TERMINAL = frozenset({"completed", "failed", "cancelled"})
-
-
 def _tell_how_to_query(db: Path, say: Callable[[str], None]) -> None:
     say(f"\nQuery it yourself:\n"
-        f"  duckdb {db} -c \"select * from onepin.node_stats order by p95_ms desc limit 10\"\n"
-        f"  python -c \"from onepin_source import analysis; "
+        f"  .venv/bin/onepin-etl sql --duckdb-path {db} "
+        f"\"select * from node_stats order by p95_ms desc limit 10\"\n"
+        f"  .venv/bin/python -c \"from onepin_etl import analysis; "
         f"print(analysis.slowest_nodes(duckdb_path='{db}'))\"\n"
-        f"  jupyter lab notebooks/step_analysis.ipynb")
+        f"  .venv/bin/jupyter lab notebooks/step_analysis.ipynb")

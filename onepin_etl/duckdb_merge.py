@@ -23,9 +23,8 @@ from collections.abc import Sequence
 from dlt.common.destination.typing import PreparedTableSchema
 from dlt.common.schema.typing import TSortOrder
 from dlt.destinations import duckdb
-from dlt.destinations.impl.duckdb.duck import DuckDbClient
-from dlt.destinations.job_impl import FollowupJobRequest
-from dlt.destinations.sql_jobs import SqlMergeFollowupJob
+
+from onepin_source.dlt_internals import DuckDbClient, FollowupJobRequest, SqlMergeFollowupJob
 
 
 class KeyDedupMergeJob(SqlMergeFollowupJob):

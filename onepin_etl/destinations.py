@@ -1,0 +1,117 @@
+"""Where a load goes: a DuckDB file (the default), a Parquet folder or bucket, or any dlt
+destination, and the identity of that place for the source's incremental state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.pipeline import get_dlt_pipelines_dir
+
+from onepin_etl.duckdb_merge import KeyDedupDuckDb
+from onepin_etl.settings import (
+    DEFAULT_DATASET,
+    DEFAULT_DUCKDB_PATH,
+    DEFAULT_PARQUET_DIR,
+    DEFAULT_PIPELINE_NAME,
+    DUCKDB_MEMORY_LIMIT,
+)
+from onepin_source.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a load goes. ``destination`` is ``duckdb``, ``parquet`` or any dlt destination."""
+
+    destination: str = "duckdb"
+    duckdb_path: str = DEFAULT_DUCKDB_PATH
+    parquet_dir: str = DEFAULT_PARQUET_DIR
+    dataset: str = DEFAULT_DATASET
+    pipeline_name: str | None = None  # default: "onepin" for duckdb, "onepin_<destination>"
+    pipelines_dir: str | None = None
+
+    @property
+    def name(self) -> str:
+        if self.pipeline_name:
+            return self.pipeline_name
+        if self.destination == "duckdb":
+            return DEFAULT_PIPELINE_NAME
+        return f"{DEFAULT_PIPELINE_NAME}_{self.destination}"
+
+    @property
+    def location(self) -> str:
+        """The file, folder or destination name, as a person would recognise it."""
+        if self.destination == "duckdb":
+            return self.duckdb_path
+        return self.parquet_dir if self.destination == "parquet" else self.destination
+
+    @property
+    def working_dir(self) -> Path:
+        """dlt's folder for this pipeline's working folders (``pipelines_dir``)."""
+        return Path(self.pipelines_dir or get_dlt_pipelines_dir()).absolute()
+
+    @property
+    def local_files(self) -> Path | None:
+        """The DuckDB file or local Parquet folder written, or None for a remote destination."""
+        if self.destination == "duckdb":
+            return Path(self.duckdb_path)
+        if self.destination == "parquet" and "://" not in self.parquet_dir:
+            return Path(self.parquet_dir)
+        return None
+
+    @property
+    def key(self) -> str:
+        """Where the data goes. The source's incremental state is only valid for this place:
+        a pipeline pointed at another file or folder starts its marks over."""
+        if self.destination == "duckdb":
+            location = str(Path(self.duckdb_path).absolute())
+        elif self.destination == "parquet":
+            location = self.parquet_dir if "://" in self.parquet_dir else \
+                str(Path(self.parquet_dir).absolute())
+        else:
+            location = ""
+        return f"{self.destination}|{location}|{self.dataset}"
+
+    def check(self) -> None:
+        """Refuse what cannot work, before any request: a DuckDB file whose stem equals the
+        dataset name (DuckDB cannot tell them apart: "Ambiguous reference to catalog or
+        schema") or in a folder that does not exist."""
+        if self.destination != "duckdb":
+            return
+        path = Path(self.duckdb_path)
+        if path.stem == self.dataset:
+            raise ConfigError(f"DuckDB file {self.duckdb_path!r} has the same name as the dataset "
+                              f"{self.dataset!r}, which DuckDB cannot tell apart; choose another "
+                              "--duckdb-path or --dataset")
+        if not path.absolute().parent.is_dir():
+            raise ConfigError(f"folder {str(path.absolute().parent)!r} of --duckdb-path does not "
+                              "exist; create it or choose another path")
+
+    def dlt_destination(self) -> Any:
+        if self.destination == "duckdb":
+            return duckdb_destination(self.duckdb_path)
+        if self.destination == "parquet":
+            url = self.parquet_dir
+            if "://" not in url:
+                url = str(Path(url).absolute())
+            return dlt.destinations.filesystem(bucket_url=url)
+        return self.destination
+
+    @property
+    def file_format(self) -> str | None:
+        """Parquet files for the parquet destination (dlt's filesystem default is JSONL)."""
+        return "parquet" if self.destination == "parquet" else None
+
+
+def duckdb_destination(path: str | Path) -> Any:
+    """dlt's DuckDB destination for ``path``, with a memory cap (DuckDB spills past it) and a
+    cheaper de-duplication of staged rows in merges (``duckdb_merge``)."""
+    return KeyDedupDuckDb(credentials={
+        "database": str(Path(path).absolute()),
+        # Rows of a table have no order (SQL gives one with ORDER BY only); letting DuckDB
+        # insert them in any order makes loads about 1 s per 1M steps faster.
+        "global_config": {"memory_limit": DUCKDB_MEMORY_LIMIT,
+                          "preserve_insertion_order": False},
+    })

@@ -1,0 +1,197 @@
+"""Building the dlt pipeline for a destination and running a load safely: the one way to load.
+
+    from onepin_etl import Target, load
+    load(Target(duckdb_path="onepin_etl.duckdb"), workflow_ids=["<uuid>"])
+
+What this adds to ``pipeline.run(onepin())``: dlt settings the source needs applied once per
+process, DuckDB file names checked before any request, the project's DuckDB destination
+(``destinations.duckdb_destination``), pending packages finished *before* new data is extracted
+(dlt's default would load only the pending package and skip new data), bounded retries of a load
+blocked by a DuckDB lock, the analysis views after a DuckDB load, and dlt's step errors turned
+into the application's one-line errors.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import dlt
+from dlt.common.pipeline import LoadInfo
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from onepin_etl import lock
+from onepin_etl.analysis import persist_views
+from onepin_etl.destinations import Target
+from onepin_etl.errors import DestinationError
+from onepin_etl.settings import LOAD_GC_THRESHOLD, LOCK_RETRIES, LOCK_RETRY_WAIT_S
+from onepin_source import onepin
+from onepin_source.dlt_internals import ARROW_ROW_IDS_CONFIG, HINT_OVERRIDE_WARNING
+from onepin_source.errors import OnepinError
+
+log = logging.getLogger(__name__)
+_configured = threading.Event()
+
+
+def load(target: Target | None = None, *, full_refresh: bool = False, progress: str | None = None,
+         wait_s: float = 0.0, **source_options: Any) -> LoadInfo:
+    """Load Onepin into ``target`` (default: ``onepin_etl.duckdb``) incrementally.
+
+    One load per pipeline at a time: if another holds the pipeline's lock, wait up to
+    ``wait_s`` seconds, then raise :class:`~onepin_etl.errors.LoadLockedError`.
+    ``source_options`` are :func:`onepin_source.onepin`'s (``workflow_ids``, ``runs``, ``since``,
+    ``concurrency``, ...); the key and base URL come from dlt's config or the environment.
+    """
+    target = target or Target()
+    target.check()
+    source = onepin(target_key=target.key, **source_options)
+    with pipeline_lock(target, wait_s=wait_s):
+        return run_load(build_pipeline(target, progress=progress), source,
+                        full_refresh=full_refresh, file_format=target.file_format)
+
+
+def pipeline_lock(target: Target, *, wait_s: float = 0.0) -> AbstractContextManager[None]:
+    """The lock every writer of ``target`` holds (:mod:`onepin_etl.lock`)."""
+    return lock.held(lock.lock_paths(target.working_dir, target.name, target.local_files),
+                     target.name, wait_s=wait_s)
+
+
+def build_pipeline(target: Target, *, progress: str | None = None) -> dlt.Pipeline:
+    """The dlt pipeline for ``target``, with the dlt settings the source relies on."""
+    target.check()
+    configure_dlt()
+    kwargs: dict[str, Any] = {}
+    if target.pipelines_dir:
+        kwargs["pipelines_dir"] = target.pipelines_dir
+    if progress:
+        kwargs["progress"] = progress
+    pipeline: dlt.Pipeline = dlt.pipeline(
+        pipeline_name=target.name, destination=target.dlt_destination(),
+        dataset_name=target.dataset, **kwargs)
+    return pipeline
+
+
+def configure_dlt() -> None:
+    """Process-wide dlt settings, applied once: Arrow rows get ``_dlt_load_id`` and ``_dlt_id``
+    like dict rows do, and dlt's warning about our deliberate Arrow hints is dropped."""
+    if _configured.is_set():
+        return
+    for key in ARROW_ROW_IDS_CONFIG:
+        dlt.config[key] = True
+    logging.getLogger("dlt").addFilter(_HintOverrideFilter())
+    _configured.set()
+
+
+class _HintOverrideFilter(logging.Filter):
+    """Drops dlt's "dlt schema hints were kept" warning: keeping our hints (json columns are
+    Arrow strings, ``id`` is not nullable) over Arrow's is exactly what we ask for."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return HINT_OVERRIDE_WARNING not in record.getMessage()
+
+
+def run_load(pipeline: dlt.Pipeline, source: Any, *, full_refresh: bool = False,
+             file_format: str | None = None) -> LoadInfo:
+    """Finish any pending package, then extract, normalize and load ``source``."""
+    options: dict[str, Any] = {"loader_file_format": file_format}
+    if full_refresh:
+        options["refresh"] = "drop_sources"
+    try:
+        with fewer_gc_passes():
+            return _run(pipeline, source, options)
+    except PipelineStepFailed as exc:
+        raise _translate(exc) from None
+
+
+def _run(pipeline: dlt.Pipeline, source: Any, options: dict[str, Any]) -> LoadInfo:
+    if pipeline.has_pending_data:
+        log.warning("finishing a load package left pending by an earlier run")
+        _with_lock_retries(pipeline, lambda: (pipeline.normalize(), pipeline.load()))
+    info: LoadInfo = _with_lock_retries(
+        pipeline, lambda: pipeline.run(source, **options), resume=lambda: pipeline.load())
+    if pipeline.destination.destination_type.endswith("duckdb"):
+        with pipeline.sql_client() as client:
+            persist_views(client.native_connection, pipeline.dataset_name)
+    return info
+
+
+@contextmanager
+def fewer_gc_passes() -> Iterator[None]:
+    """Run the cyclic garbage collector less often for a while (``LOAD_GC_THRESHOLD``)."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(LOAD_GC_THRESHOLD, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+
+
+_DESTINATION_STEPS = ("sync", "load")  # the steps that open the destination
+
+
+def _with_lock_retries(pipeline: dlt.Pipeline, action: Any, resume: Any = None) -> Any:
+    """Run ``action``; if the destination refuses (a lock), wait and try again a few times.
+
+    A failed sync (nothing extracted yet) repeats ``action``; a failed load repeats only the
+    load of the package already normalized (``resume``).
+    """
+    try:
+        return action()
+    except PipelineStepFailed as exc:
+        if exc.step not in _DESTINATION_STEPS or _user_error(exc) is not None:
+            raise
+        last = exc
+    for attempt in range(1, LOCK_RETRIES + 1):
+        log.warning("destination not writable (%s); retry %d of %d in %.0f s", _root(last),
+                    attempt, LOCK_RETRIES, LOCK_RETRY_WAIT_S)
+        time.sleep(LOCK_RETRY_WAIT_S)
+        try:
+            return (action if last.step == "sync" else resume or pipeline.load)()
+        except PipelineStepFailed as exc:
+            if exc.step not in _DESTINATION_STEPS:
+                raise
+            last = exc
+    raise last
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it, outermost first (dlt wraps step errors in ``.exception``)."""
+    chain = [exc]
+    while len(chain) < 20:
+        inner = getattr(chain[-1], "exception", None) or chain[-1].__cause__ \
+            or chain[-1].__context__
+        if inner is None or inner in chain:
+            break
+        chain.append(inner)
+    return chain
+
+
+def _root(exc: BaseException) -> BaseException:
+    return _causes(exc)[-1]
+
+
+def _user_error(exc: BaseException) -> OnepinError | None:
+    return next((e for e in _causes(exc) if isinstance(e, OnepinError)), None)
+
+
+def _translate(exc: PipelineStepFailed) -> OnepinError:
+    found = _user_error(exc)
+    if found is not None:
+        return found
+    root = _root(exc)
+    if exc.step in _DESTINATION_STEPS:
+        return DestinationError(f"could not write to the destination: {_one_line(root)}; if "
+                                "another program (a notebook, the duckdb CLI) holds the file, "
+                                "close it and run the load again: nothing is lost, the pending "
+                                "data is loaded first")
+    return DestinationError(f"{exc.step} step failed: {_one_line(root)}")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"

@@ -1,0 +1,108 @@
+"""Helpers shared by the tests: the API as a plain client reads it, the CLI in-process, and
+exact comparisons of loaded tables with the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import requests
+from click.testing import CliRunner, Result
+
+from onepin_etl.cli import main
+from onepin_sim import Simulator, WorldConfig
+from onepin_source.settings import TERMINAL_RUN_STATUSES
+
+SMALL = WorldConfig(seed=11, workflows=3, runs=24, nodes=8)
+TERMINAL = TERMINAL_RUN_STATUSES
+
+
+class Cli(Protocol):
+    def __call__(self, *args: str, expect: int | None = 0, key: str | None = None,
+                 **env: str) -> Result: ...
+
+
+def invoke_cli(sim: Simulator, workdir: Path) -> Cli:
+    """``invoke(*args, expect=0, key=None, **env)``: run ``onepin-etl`` in-process against
+    ``sim``; unless ``expect`` is None, assert the exit code and show the output if it differs."""
+
+    def invoke(*args: str, expect: int | None = 0, key: str | None = None,
+               **env: str) -> Result:
+        environ = {"ONEPIN_API_KEY": key or sim.api_key, "ONEPIN_BASE_URL": sim.base_url, **env}
+        command = list(args)
+        if command and command[0] == "load" and "--pipelines-dir" not in command:
+            command += ["--pipelines-dir", str(workdir / "pipelines")]
+        result = CliRunner().invoke(main, command, env=environ, catch_exceptions=False)
+        if expect is not None:
+            assert result.exit_code == expect, (
+                f"onepin-etl {' '.join(args)} exited {result.exit_code}, not {expect}:\n"
+                f"{result.output}")
+        return result
+
+    return invoke
+
+
+def api_get(sim: Simulator, path: str, **params: Any) -> requests.Response:
+    return requests.get(f"{sim.base_url}/api/v1{path}", params=params,
+                        headers={"Authorization": f"Bearer {sim.api_key}"}, timeout=10)
+
+
+def api_snapshot(sim: Simulator) -> dict[str, Any]:
+    """Everything the API shows now, read with plain requests (independent of the connector)."""
+    workflows = api_get(sim, "/workflows", limit=100).json()["data"]
+    runs: dict[str, dict[str, Any]] = {}
+    steps: dict[str, dict[str, Any]] = {}
+    for wf in workflows:
+        offset = 0
+        while True:
+            page = api_get(sim, f"/workflows/{wf['id']}/runs", limit=100, offset=offset).json()
+            for run in page["data"]:
+                runs[run["id"]] = {**run, "workflow_id": wf["id"]}
+                for step in api_get(sim, f"/workflows/{wf['id']}/runs/{run['id']}/steps",
+                                    include_result="true").json()["data"]:
+                    steps[step["id"]] = {**step, "workflow_id": wf["id"], "run_id": run["id"]}
+            offset += 100
+            if offset >= page["pagination"]["total"]:
+                break
+    return {"workflows": {w["id"]: w for w in workflows}, "runs": runs, "steps": steps}
+
+
+def ms_between(start: str | None, end: str | None) -> int | None:
+    if not start or not end:
+        return None
+    delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    return round(delta.total_seconds() * 1000)
+
+
+def table(db: Path | str, sql: str) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.sql(sql).fetchall()
+
+
+def rows_by_id(db: Path | str, name: str, columns: str) -> dict[str, tuple[Any, ...]]:
+    return {r[0]: r[1:] for r in table(db, f"select id, {columns} from onepin.{name}")}
+
+
+def assert_matches_api(db: Path | str, snap: dict[str, Any]) -> None:
+    """Tables equal what the API shows: ids, values, derived columns; no duplicates."""
+    for name in ("workflows", "runs", "run_steps"):
+        (total, distinct), = table(db, f"select count(*), count(distinct id) from onepin.{name}")
+        assert total == distinct, f"duplicates in {name}"
+    workflows = rows_by_id(db, "workflows", "name, runs_count")
+    assert workflows == {w["id"]: (w["name"], w["runs_count"]) for w in snap["workflows"].values()}
+    runs = rows_by_id(db, "runs", "workflow_id, status, run_number, duration_ms, "
+                                  "active_duration_ms, triggered_by__user_name")
+    expected_runs = {}
+    for r in snap["runs"].values():
+        total = ms_between(r["started_at"], r["completed_at"])
+        active = total - (r["paused_ms"] or 0) if total is not None else None
+        expected_runs[r["id"]] = (r["workflow_id"], r["status"], r["run_number"], total, active,
+                                  r["triggered_by"]["user_name"])
+    assert runs == expected_runs
+    steps = rows_by_id(db, "run_steps", "workflow_id, run_id, node_id, status, iteration, "
+                                        "duration_ms, error")
+    assert steps == {s["id"]: (s["workflow_id"], s["run_id"], s["node_id"], s["status"],
+                               s["iteration"], ms_between(s["started_at"], s["completed_at"]),
+                               s["error"]) for s in snap["steps"].values()}

@@ -1,0 +1,75 @@
+"""What we rely on in dlt beyond its documented API (onepin_source/dlt_internals.py).
+
+Each test names one reliance; when a dlt upgrade breaks one, its name says which, and the
+module's docstring says what depends on it.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import dlt
+import pytest
+from dlt.common.schema import Schema
+from dlt.normalize.configuration import ItemsNormalizerConfiguration
+
+from onepin_source import dlt_internals as internals
+
+
+def parameters(function: object) -> list[str]:
+    return [p for p in inspect.signature(function).parameters if p not in ("self", "cls")]  # type: ignore[arg-type]
+
+
+def test_dlt_is_the_pinned_minor() -> None:
+    assert dlt.__version__.startswith("1.31."), "review onepin_source/dlt_internals.py first"
+
+
+def test_merge_dedup_sql_hook_keeps_its_signature() -> None:
+    assert parameters(internals.SqlMergeFollowupJob.gen_select_from_dedup_sql) == [
+        "table_name", "primary_keys", "columns", "dedup_sort", "condition", "condition_columns",
+        "skip_dedup"]
+
+
+def test_duckdb_client_creates_merge_jobs_through_the_overridden_method() -> None:
+    client = internals.DuckDbClient
+    assert parameters(client._create_merge_followup_jobs) == ["table_chain"]
+    source = inspect.getsource(inspect.getmodule(internals.SqlMergeFollowupJob))  # type: ignore[arg-type]
+    assert "gen_select_from_dedup_sql(" in source
+    assert dlt.destinations.duckdb().destination_type == "dlt.destinations.duckdb"
+
+
+def test_arrow_row_id_settings_exist() -> None:
+    fields = ItemsNormalizerConfiguration.__dataclass_fields__
+    assert {key.rsplit(".", 1)[1] for key in internals.ARROW_ROW_IDS_CONFIG} <= set(fields)
+    assert all(key.startswith("normalize.parquet_normalizer.")
+               for key in internals.ARROW_ROW_IDS_CONFIG)
+
+
+def test_arrow_extractor_still_logs_the_hint_warning_we_filter() -> None:
+    from dlt.extract import extractors
+
+    assert internals.HINT_OVERRIDE_WARNING in inspect.getsource(extractors)
+
+
+def test_normalizer_typing_functions_behave_as_arrow_rows_expects() -> None:
+    schema = Schema("onepin")
+    assert internals.normalize_identifier(schema, schema.naming, "recordsProcessed") == \
+        "records_processed"
+    assert internals.EMPTY_KEY_IDENTIFIER == "_empty"
+    assert internals.VARIANT_FIELD_FORMAT % "text" == "v_text"
+    assert internals.py_type_to_sc_type(int) == "bigint"
+    assert internals.autodetect_sc_type(["iso_timestamp"], str, "2026-01-05T00:00:00Z") == \
+        "timestamp"
+    assert internals.coerce_value("bigint", "text", "12") == 12
+    with pytest.raises(ValueError):
+        internals.coerce_value("bigint", "text", "2.0k")
+
+
+def test_hinted_items_reach_a_transformer_as_data_item_with_meta() -> None:
+    item = dlt.mark.with_hints([{"a": 1}], dlt.mark.make_hints(columns={"a": {"name": "a"}}))
+    assert isinstance(item, internals.DataItemWithMeta) and item.data == [{"a": 1}]
+
+
+def test_unknown_attribute_of_the_fence_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError):
+        internals.NoSuchThing  # noqa: B018
