@@ -238,6 +238,46 @@ def _where(destination: str, duckdb_path: str, parquet_dir: str) -> dict[str, st
 
 @main.command()
 @target_options
+@click.option("--pipeline-name", help="dlt pipeline name (as given to load).")
+@click.option("--pipelines-dir", type=click.Path(file_okay=False),
+              help="dlt's working folder (as given to load).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@user_errors
+def status(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
+           pipeline_name: str | None, pipelines_dir: str | None, fmt: str) -> None:
+    """The last loads, data freshness, open runs tracked, pending packages, a lock held."""
+    from onepin_etl.destinations import Target
+    from onepin_etl.status import collect
+
+    target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir)
+    _where(destination, duckdb_path, parquet_dir)
+    found = collect(target)
+    if fmt == "json":
+        out.out(json.dumps(found.as_dict(), indent=2), highlight=False)
+        return
+    run, rows = found.last_run, found.last_load_rows
+    lines = [
+        ("pipeline", f"{found.pipeline} -> {found.location} (dataset {dataset})"),
+        ("last completed load", f"{found.last_load_at:%Y-%m-%d %H:%M:%S} UTC "
+         f"(load {found.last_load_id}; {found.loads} in all)" if found.last_load_at else "none"),
+        ("its rows", ", ".join(f"{n} {t}" for t, n in sorted(rows.items())) if rows is not None
+         else "not in this folder's trace"),
+        ("last run", "none recorded" if run is None else
+         f"{run.started_at:%Y-%m-%d %H:%M:%S} UTC, {run.seconds or 0:.1f} s, "
+         + (f"failed in {run.failed_step}: {run.error}" if run.failed_step else "succeeded")),
+        ("newest run loaded", f"{found.newest_run_at:%Y-%m-%d %H:%M:%S} UTC"
+         if found.newest_run_at else "none"),
+        ("open runs tracked", f"{found.open_runs} in {found.workflows_tracked} workflows"),
+        ("pending packages", ", ".join(found.pending_packages) or "none"),
+        ("lock", f"held by {found.lock_holder.describe()}" if found.lock_holder else "free"),
+    ]
+    for label, value in lines:
+        out.out(f"{label:>20}: {value}", highlight=False)
+
+
+@main.command()
+@target_options
 @click.argument("query")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]),
               default="table", show_default=True)

@@ -3,6 +3,11 @@ exact comparisons of loaded tables with the API."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,6 +20,7 @@ from onepin_etl.cli import main
 from onepin_sim import Simulator, WorldConfig
 from onepin_source.settings import TERMINAL_RUN_STATUSES
 
+ROOT = Path(__file__).resolve().parents[1]
 SMALL = WorldConfig(seed=11, workflows=3, runs=24, nodes=8)
 TERMINAL = TERMINAL_RUN_STATUSES
 
@@ -106,3 +112,31 @@ def assert_matches_api(db: Path | str, snap: dict[str, Any]) -> None:
     assert steps == {s["id"]: (s["workflow_id"], s["run_id"], s["node_id"], s["status"],
                                s["iteration"], ms_between(s["started_at"], s["completed_at"]),
                                s["error"]) for s in snap["steps"].values()}
+
+
+def start_load(sim: Simulator, workdir: Path, phase: str, *args: str) -> subprocess.Popen[str]:
+    """``onepin-etl load`` in a process of its own, SIGKILLed at ``phase`` (tests/crash_runner)."""
+    env = {**os.environ, "ONEPIN_API_KEY": sim.api_key, "ONEPIN_BASE_URL": sim.base_url,
+           "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.crash_runner", phase, "load",
+         "--pipelines-dir", str(workdir / "pipelines"), *args],
+        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def kill_during_extract(sim: Simulator, process: subprocess.Popen[str], after_steps: int) -> None:
+    """SIGKILL once the simulator has answered ``after_steps`` steps requests (mid-extract)."""
+    deadline = time.monotonic() + 60
+    while sim.stats.snapshot()["requests"].get("steps", 0) < after_steps:
+        assert process.poll() is None, "the load ended before the kill: " + \
+            (process.stderr.read() if process.stderr else "")
+        assert time.monotonic() < deadline, "the load never got going"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+
+
+def open_runs(db: Path) -> int:
+    with duckdb.connect(str(db), read_only=True) as con:
+        (n,), = con.execute("select count(*) from onepin.runs where status not in "
+                            "('completed', 'failed', 'cancelled')").fetchall()
+    return int(n)

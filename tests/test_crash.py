@@ -3,48 +3,20 @@ run, which gives exactly the tables of an uninterrupted load and leaves the stat
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from onepin_sim import Simulator
-from tests.helpers import api_snapshot, assert_matches_api
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def start_load(sim: Simulator, workdir: Path, phase: str, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "ONEPIN_API_KEY": sim.api_key, "ONEPIN_BASE_URL": sim.base_url,
-           "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_runner", phase, "load",
-         "--pipelines-dir", str(workdir / "pipelines"), *args],
-        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def kill_during_extract(sim: Simulator, process: subprocess.Popen[str], after_steps: int) -> None:
-    """SIGKILL once the simulator has answered ``after_steps`` steps requests (mid-extract)."""
-    deadline = time.monotonic() + 60
-    while sim.stats.snapshot()["requests"].get("steps", 0) < after_steps:
-        assert process.poll() is None, "the load ended before the kill: " + \
-            (process.stderr.read() if process.stderr else "")
-        assert time.monotonic() < deadline, "the load never got going"
-        time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
-
-
-def open_runs(db: Path) -> int:
-    with duckdb.connect(str(db), read_only=True) as con:
-        (n,), = con.sql("select count(*) from onepin.runs where status not in "
-                        "('completed', 'failed', 'cancelled')").fetchall()
-    return int(n)
+from tests.helpers import (
+    api_snapshot,
+    assert_matches_api,
+    kill_during_extract,
+    open_runs,
+    start_load,
+)
 
 
 def crash_then_recover(sim: Simulator, cli: Any, workdir: Path, phase: str, *,

@@ -1,0 +1,163 @@
+"""``onepin-etl status``: a pipeline's load history at a glance, from dlt's own records.
+
+Nothing here is bookkeeping of ours: completed loads come from the destination's ``_dlt_loads``,
+the last run's timing, outcome and row counts from dlt's trace in the working folder, open runs
+from the source's incremental state, pending packages from dlt's package storage, and the lock
+from the lock file (:mod:`onepin_etl.lock`). Reading takes no lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dlt
+import duckdb
+from dlt.pipeline.exceptions import CannotRestorePipelineException
+
+from onepin_etl import analysis, lock
+from onepin_etl.destinations import Target
+from onepin_source.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """dlt's trace of the pipeline's last run (successful or not)."""
+
+    started_at: datetime
+    finished_at: datetime | None
+    failed_step: str | None
+    error: str | None  # the failure on one line (cut at 300 characters), if the run failed
+    load_ids: list[str]
+    row_counts: dict[str, int]
+
+    @property
+    def seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class PipelineStatus:
+    pipeline: str
+    location: str
+    loads: int  # completed loads recorded in the destination
+    last_load_id: str | None
+    last_load_at: datetime | None
+    last_run: LastRun | None
+    newest_run_at: datetime | None
+    open_runs: int
+    workflows_tracked: int
+    pending_packages: list[str]
+    lock_holder: lock.Holder | None
+
+    @property
+    def last_load_rows(self) -> dict[str, int] | None:
+        """Rows per table of the last completed load, when the trace recorded it."""
+        if self.last_run and self.last_load_id in self.last_run.load_ids:
+            return {t: n for t, n in self.last_run.row_counts.items() if not t.startswith("_")}
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        run = self.last_run
+        return {
+            "pipeline": self.pipeline, "destination": self.location, "loads": self.loads,
+            "last_load_id": self.last_load_id, "last_load_at": _iso(self.last_load_at),
+            "last_load_rows": self.last_load_rows,
+            "last_run": None if run is None else {
+                "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
+                "seconds": run.seconds, "failed_step": run.failed_step, "error": run.error,
+                "load_ids": run.load_ids},
+            "newest_run_at": _iso(self.newest_run_at), "open_runs": self.open_runs,
+            "workflows_tracked": self.workflows_tracked,
+            "pending_packages": self.pending_packages,
+            "lock": None if self.lock_holder is None else self.lock_holder.__dict__,
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def collect(target: Target) -> PipelineStatus:
+    """Everything ``status`` shows for ``target``'s pipeline."""
+    try:
+        pipeline = dlt.attach(pipeline_name=target.name, pipelines_dir=str(target.working_dir))
+    except CannotRestorePipelineException:
+        raise ConfigError(f"no pipeline {target.name!r} in {target.working_dir}: nothing has "
+                          "been loaded with it yet (or pass --pipeline-name / --pipelines-dir)"
+                          ) from None
+    workflows = (pipeline.state.get("sources", {}).get("onepin", {}).get("resources", {})
+                 .get("runs", {}).get("workflows", {}))
+    loads = _completed_loads(target)
+    holders = [lock.read_holder(p) for p in lock.lock_paths(target.working_dir, target.name,
+                                                           target.local_files)]
+    return PipelineStatus(
+        pipeline=target.name, location=target.location, loads=len(loads),
+        last_load_id=loads[0][0] if loads else None,
+        last_load_at=loads[0][1] if loads else None,
+        last_run=_last_run(pipeline), newest_run_at=_newest_run(target),
+        open_runs=sum(len(w.get("open") or {}) for w in workflows.values()),
+        workflows_tracked=len(workflows),
+        pending_packages=[*pipeline.list_extracted_load_packages(),
+                          *pipeline.list_normalized_load_packages()],
+        lock_holder=next((h for h in holders if h is not None), None))
+
+
+def _last_run(pipeline: dlt.Pipeline) -> LastRun | None:
+    trace = pipeline.last_trace
+    if trace is None:
+        return None
+    failed = next((s for s in trace.steps if s.step_exception), None)
+    error = " ".join(str(failed.step_exception).split())[:300] if failed else None
+    load_info = trace.last_load_info
+    normalized = trace.last_normalize_info
+    return LastRun(trace.started_at, trace.finished_at, failed.step if failed else None, error,
+                   list(load_info.loads_ids) if load_info else [],
+                   dict(normalized.row_counts) if normalized else {})
+
+
+def _completed_loads(target: Target) -> list[tuple[str, datetime]]:
+    """``(load_id, inserted_at)`` of the destination's completed loads, newest first."""
+    sql = "select load_id, inserted_at from {loads} where status = 0 order by inserted_at desc"
+    if target.destination == "duckdb":
+        path = Path(target.duckdb_path)
+        if not path.is_file():
+            return []
+        with duckdb.connect(str(path), read_only=True) as con:
+            found = con.execute("select count(*) from information_schema.tables where "
+                                "table_schema = ? and table_name = '_dlt_loads'",
+                                [target.dataset]).fetchall()[0][0]
+            if not found:
+                return []
+            rows = con.execute(sql.format(loads=f'"{target.dataset}"._dlt_loads')).fetchall()
+    elif target.destination == "parquet":
+        files = f"{target.parquet_dir.rstrip('/')}/{target.dataset}/_dlt_loads/*.jsonl"
+        if "://" not in target.parquet_dir and not list(Path(files).parent.glob("*.jsonl")):
+            return []
+        with duckdb.connect() as con:
+            rows = con.execute(sql.format(loads=f"read_json_auto('{files}')")).fetchall()
+    else:
+        raise ConfigError("status reads --destination duckdb or parquet")
+    return [(str(load_id), _utc(inserted)) for load_id, inserted in rows]
+
+
+def _newest_run(target: Target) -> datetime | None:
+    where: dict[str, Any] = ({"duckdb_path": target.duckdb_path}
+                             if target.destination == "duckdb"
+                             else {"parquet_dir": target.parquet_dir})
+    try:
+        with analysis.connect(dataset=target.dataset, **where) as con:
+            (newest,), = con.execute("select max(created_at) from runs").fetchall()
+    except analysis.NoDataError:
+        return None
+    return _utc(newest) if isinstance(newest, datetime) else None
+
+
+def _utc(value: Any) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    assert isinstance(moment, datetime)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

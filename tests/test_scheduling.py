@@ -1,0 +1,147 @@
+"""Scheduled loads: one load per pipeline at a time, a killed holder never blocks the next."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from onepin_etl import lock
+from onepin_sim import Simulator
+from tests.helpers import (
+    SMALL,
+    TERMINAL,
+    api_snapshot,
+    assert_matches_api,
+    kill_during_extract,
+    start_load,
+)
+
+
+def pipeline_lock(workdir: Path, name: str = "onepin") -> Path:
+    return workdir / "pipelines" / f".{name}.lock"
+
+
+def wait_for_holder(path: Path, process: Any) -> lock.Holder:
+    deadline = time.monotonic() + 60
+    while (holder := lock.read_holder(path)) is None:
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, "the first load never took the lock"
+        time.sleep(0.01)
+    return holder
+
+
+def test_a_second_load_exits_7_with_one_line_and_the_first_finishes(
+        sim: Simulator, cli: Any, workdir: Path) -> None:
+    sim.set_faults(latency_ms=150)  # the first load takes a few seconds
+    first = start_load(sim, workdir, "none")
+    holder = wait_for_holder(pipeline_lock(workdir), first)
+    assert holder.pid == first.pid and holder.host == socket.gethostname()
+
+    second = cli("load", expect=7)
+    message = second.output.strip()
+    assert len(message.splitlines()) == 1 and "Traceback" not in message
+    assert message.startswith(f"error: pipeline 'onepin' is being loaded by process {first.pid} "
+                              f"on {holder.host} since {holder.since}; this load did not start")
+    assert "--wait SECONDS" in message
+
+    _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stderr
+    sim.set_faults(latency_ms=0)
+    assert_matches_api(workdir / "onepin_etl.duckdb", api_snapshot(sim))
+    assert lock.read_holder(pipeline_lock(workdir)) is None  # released
+
+
+def test_a_second_load_with_wait_queues_behind_the_first(sim: Simulator, cli: Any,
+                                                         workdir: Path) -> None:
+    sim.set_faults(latency_ms=100)
+    first = start_load(sim, workdir, "none")
+    wait_for_holder(pipeline_lock(workdir), first)
+    sim.advance(3 * 3600)  # new runs for the second load to find
+    cli("load", "--wait", "120")
+    assert first.wait(timeout=120) == 0
+    sim.set_faults(latency_ms=0)
+    assert_matches_api(workdir / "onepin_etl.duckdb", api_snapshot(sim))
+
+
+def test_two_pipelines_cannot_write_one_duckdb_file_at_once(sim: Simulator, cli: Any,
+                                                            workdir: Path) -> None:
+    sim.set_faults(latency_ms=150)
+    first = start_load(sim, workdir, "none")
+    wait_for_holder(pipeline_lock(workdir), first)
+    other = cli("load", "--pipeline-name", "other", expect=7)
+    assert "the destination 'onepin_etl.duckdb' (pipeline 'onepin') is being loaded by " \
+           f"process {first.pid}" in other.output
+    assert first.wait(timeout=120) == 0
+
+
+def test_a_sigkilled_holder_frees_the_lock(sim: Simulator, cli: Any, workdir: Path) -> None:
+    sim.set_faults(latency_ms=40)
+    first = start_load(sim, workdir, "none", "--concurrency", "2")
+    wait_for_holder(pipeline_lock(workdir), first)
+    kill_during_extract(sim, first, after_steps=8)
+    first.wait(timeout=30)
+    assert first.returncode == -signal.SIGKILL
+    assert lock.read_holder(pipeline_lock(workdir)) is None  # the kernel let go of it
+    sim.set_faults(latency_ms=0)
+    cli("load")  # no wait needed
+    assert_matches_api(workdir / "onepin_etl.duckdb", api_snapshot(sim))
+
+
+def test_status_shows_loads_freshness_open_runs_pending_and_lock(
+        sim: Simulator, cli: Any, workdir: Path) -> None:
+    cli("load")
+    sim.advance(3 * 3600)
+    cli("load")
+    data = json.loads(cli("status", "--pipelines-dir", "pipelines", "--format", "json").output)
+    snap = api_snapshot(sim)
+    with duckdb.connect("onepin_etl.duckdb", read_only=True) as con:
+        loads = con.execute("select load_id, inserted_at from onepin._dlt_loads "
+                            "where status = 0 order by inserted_at desc").fetchall()
+    assert (data["loads"], data["last_load_id"]) == (2, loads[0][0])
+    open_now = sum(r["status"] not in TERMINAL for r in snap["runs"].values())
+    assert (data["open_runs"], data["workflows_tracked"]) == (open_now, SMALL.workflows)
+    assert data["newest_run_at"].startswith(max(r["created_at"] for r in snap["runs"].values())
+                                            .replace("Z", "")[:19])
+    new_runs = 3 * SMALL.workflows
+    assert data["last_load_rows"]["runs"] >= new_runs  # new runs and the open ones re-read
+    assert data["last_run"]["failed_step"] is None and data["pending_packages"] == []
+    assert data["lock"] is None
+
+    # A load that fails says so; one killed mid-load leaves its package pending
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], "
+         "read_only=True); print('ready', flush=True); time.sleep(60)", "onepin_etl.duckdb"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        cli("load", expect=5)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "last run: " in (text := cli("status", "--pipelines-dir", "pipelines").output)
+    assert "failed in run: Pipeline execution failed at `step=sync`" in text, text
+    sim.advance(3600)
+    killed = start_load(sim, workdir, "load")
+    assert killed.wait(timeout=120) == -signal.SIGKILL
+    pending = json.loads(cli("status", "--pipelines-dir", "pipelines", "--format",
+                             "json").output)["pending_packages"]
+    assert len(pending) == 1
+    assert f"pending packages: {pending[0]}" in cli("status", "--pipelines-dir",
+                                                   "pipelines").output
+    with lock.held(lock.lock_paths(workdir / "pipelines", "onepin", None), "onepin"):
+        held = cli("status", "--pipelines-dir", "pipelines").output
+    assert f"lock: held by process {os.getpid()} on {socket.gethostname()}" in held
+
+
+def test_status_of_a_pipeline_never_run_is_one_line(cli: Any) -> None:
+    result = cli("status", "--pipelines-dir", "pipelines", expect=2)
+    assert result.output.strip().startswith("error: no pipeline 'onepin' in ")
