@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[etl,dev,notebook]"
+	$(PY) -m pip install --quiet -e ".[etl,dagster,dev,notebook]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -140,11 +140,11 @@ def report(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     from onepin_etl.analysis import Filters, NoDataError
     from onepin_source.config import parse_since, validate_uuid
 
-    where = _where(destination, duckdb_path, parquet_dir)
+    where = _where(destination, duckdb_path, parquet_dir, dataset)
     parse_since(since)
     filters = Filters(tuple(validate_uuid(w, "workflow id") for w in workflows), since)
     try:
-        sections = reporting.build(top, dataset=dataset, filters=filters, **where)
+        sections = reporting.build(top, filters=filters, **where)
     except NoDataError as exc:
         out.print(f"Nothing to report yet: {exc}")
         return
@@ -202,7 +202,7 @@ def check(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
         min_executions=min_executions, min_failures=min_failures, confidence=confidence,
         p95_factor=p95_factor, regressions=not no_regressions)
     filters = analysis.Filters(tuple(validate_uuid(w, "workflow id") for w in workflows))
-    with analysis.connect(**_where(destination, duckdb_path, parquet_dir), dataset=dataset,
+    with analysis.connect(**_where(destination, duckdb_path, parquet_dir, dataset),
                           filters=filters) as con:
         result = health.run_checks(con, config)
     if fmt == "json":
@@ -225,15 +225,12 @@ def check(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
         raise CheckFailedError(f"{len(result.findings)} health check(s) failed")
 
 
-def _where(destination: str, duckdb_path: str, parquet_dir: str) -> dict[str, str]:
+def _where(destination: str, duckdb_path: str, parquet_dir: str, dataset: str
+           ) -> dict[str, Any]:
     """Where a reader (report, check, sql) finds the data."""
-    from onepin_source.errors import ConfigError
+    from onepin_etl.destinations import Target
 
-    if destination == "duckdb":
-        return {"duckdb_path": duckdb_path}
-    if destination == "parquet":
-        return {"parquet_dir": parquet_dir}
-    raise ConfigError(f"this command reads --destination duckdb or parquet, not {destination!r}")
+    return Target(destination, duckdb_path, parquet_dir, dataset).where()
 
 
 @main.command()
@@ -251,7 +248,7 @@ def status(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     from onepin_etl.status import collect
 
     target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir)
-    _where(destination, duckdb_path, parquet_dir)
+    target.where()  # a destination status can read
     found = collect(target)
     if fmt == "json":
         out.out(json.dumps(found.as_dict(), indent=2), highlight=False)
@@ -292,9 +289,9 @@ def sql(destination: str, duckdb_path: str, parquet_dir: str, dataset: str, quer
     from onepin_etl import report as reporting
     from onepin_source.errors import ConfigError
 
-    where = _where(destination, duckdb_path, parquet_dir)
+    where = _where(destination, duckdb_path, parquet_dir, dataset)
     try:
-        frame = analysis.query(query, dataset=dataset, **where)
+        frame = analysis.query(query, **where)
     except duckdb.Error as exc:
         raise ConfigError(f"the query failed: {str(exc).splitlines()[0]}") from None
     reporting.render({"query": frame}, fmt, out)

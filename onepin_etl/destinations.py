@@ -61,6 +61,15 @@ class Target:
             return Path(self.parquet_dir)
         return None
 
+    def where(self) -> dict[str, Any]:
+        """Where readers (``analysis.connect``: report, check, sql, status) find the data."""
+        if self.destination == "duckdb":
+            return {"duckdb_path": self.duckdb_path, "dataset": self.dataset}
+        if self.destination == "parquet":
+            return {"parquet_dir": self.parquet_dir, "dataset": self.dataset}
+        raise ConfigError("reading (report, check, sql, status) works on --destination duckdb "
+                          f"or parquet, not {self.destination!r}")
+
     @property
     def key(self) -> str:
         """Where the data goes. The source's incremental state is only valid for this place:

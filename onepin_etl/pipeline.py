@@ -114,10 +114,16 @@ def _run(pipeline: dlt.Pipeline, source: Any, options: dict[str, Any]) -> LoadIn
         _with_lock_retries(pipeline, lambda: (pipeline.normalize(), pipeline.load()))
     info: LoadInfo = _with_lock_retries(
         pipeline, lambda: pipeline.run(source, **options), resume=lambda: pipeline.load())
+    create_views(pipeline)
+    return info
+
+
+def create_views(pipeline: dlt.Pipeline) -> None:
+    """The analysis views inside a DuckDB dataset, for analysts' SQL (other destinations get
+    them from :func:`onepin_etl.analysis.connect`)."""
     if pipeline.destination.destination_type.endswith("duckdb"):
         with pipeline.sql_client() as client:
             persist_views(client.native_connection, pipeline.dataset_name)
-    return info
 
 
 @contextmanager

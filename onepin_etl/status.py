@@ -146,11 +146,8 @@ def _completed_loads(target: Target) -> list[tuple[str, datetime]]:
 
 
 def _newest_run(target: Target) -> datetime | None:
-    where: dict[str, Any] = ({"duckdb_path": target.duckdb_path}
-                             if target.destination == "duckdb"
-                             else {"parquet_dir": target.parquet_dir})
     try:
-        with analysis.connect(dataset=target.dataset, **where) as con:
+        with analysis.connect(**target.where()) as con:
             (newest,), = con.execute("select max(created_at) from runs").fetchall()
     except analysis.NoDataError:
         return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -15,8 +17,10 @@ from typing import Any
 import duckdb
 
 from onepin_etl import lock
+from onepin_etl.cli import main
 from onepin_sim import Simulator
 from tests.helpers import (
+    ROOT,
     SMALL,
     TERMINAL,
     api_snapshot,
@@ -145,3 +149,27 @@ def test_status_shows_loads_freshness_open_runs_pending_and_lock(
 def test_status_of_a_pipeline_never_run_is_one_line(cli: Any) -> None:
     result = cli("status", "--pipelines-dir", "pipelines", expect=2)
     assert result.output.strip().startswith("error: no pipeline 'onepin' in ")
+
+
+def deployed_commands() -> list[list[str]]:
+    """Every ``onepin-etl`` invocation in deploy/ (cron line, systemd units), as arguments."""
+    commands = []
+    for path in sorted((ROOT / "deploy").iterdir()):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("#"):
+                continue
+            for part in re.split(r"&&|>>", line):
+                words = shlex.split(part.split("=", 1)[1] if part.startswith("Exec") else part)
+                if words and words[0].endswith("/onepin-etl"):
+                    commands.append(words[1:])
+    return commands
+
+
+def test_deployed_commands_parse_and_use_the_lock() -> None:
+    commands = deployed_commands()
+    assert sorted(c[0] for c in commands) == ["check", "check", "load", "load"]
+    for args in commands:
+        command = main.commands[args[0]]
+        command.make_context(args[0], list(args[1:]))  # raises on an unknown option
+        if args[0] == "load":
+            assert args[1:] == ["--wait", "600"]
