@@ -42,13 +42,16 @@ def jobs() -> None:
 @click.argument("duckdb_file")
 @click.argument("pipelines_dir")
 @click.option("--concurrency", type=int, required=True)
-def project(duckdb_file: str, pipelines_dir: str, concurrency: int) -> None:
-    """``onepin-etl load`` (ONEPIN_BASE_URL / ONEPIN_API_KEY from the environment)."""
-    from onepin_etl.cli import main
+@click.option("--legacy", is_flag=True,
+              help="The earlier incremental algorithm (detect_changes=False), to compare with.")
+def project(duckdb_file: str, pipelines_dir: str, concurrency: int, legacy: bool) -> None:
+    """``onepin-etl load``'s code, ``onepin_etl.load`` (ONEPIN_BASE_URL / ONEPIN_API_KEY from the
+    environment)."""
+    from onepin_etl import Target, load
 
     started = time.perf_counter()
-    main(["load", "--duckdb-path", duckdb_file, "--pipelines-dir", pipelines_dir,
-          "--concurrency", str(concurrency)], standalone_mode=False)
+    load(Target(duckdb_path=duckdb_file, pipelines_dir=pipelines_dir), concurrency=concurrency,
+         detect_changes=not legacy)
     _report(started, rows=_counts(duckdb_file))
 
 

@@ -35,7 +35,8 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
-from onepin_sim import FaultConfig, Simulator, WorldConfig
+from onepin_sim import FaultConfig, Simulator, World, WorldConfig
+from onepin_sim.world import TERMINAL
 from onepin_source.settings import DEFAULT_CONCURRENCY
 
 console = Console()
@@ -167,6 +168,82 @@ def machine() -> dict[str, Any]:
             "dlt": dlt.__version__, "duckdb": duckdb.__version__, "pyarrow": pyarrow.__version__}
 
 
+# ---- incremental loads: cost follows what changed -------------------------------------------
+def next_event_ms(world: World, now_ms: int, kind: str) -> int:
+    """When the next run is created (``new_run``) or the next open run ends (``run_finished``)."""
+    if kind == "new_run":
+        return min(world.run_created_ms(wf, world.created_run_count(wf, now_ms))
+                   for wf in range(world.config.workflows))
+    return min(run.plan.end_ms for wf in range(world.config.workflows)
+               for run in world.runs_at(wf, now_ms) if run.status not in TERMINAL)
+
+
+def changes_between(world: World, before_ms: int, after_ms: int) -> dict[str, int]:
+    """What changed in the workspace: new runs, open runs that ended, open runs whose steps
+    moved (a step started, ended or appeared)."""
+    new = ended = moved = 0
+    for wf in range(world.config.workflows):
+        new += world.created_run_count(wf, after_ms) - world.created_run_count(wf, before_ms)
+        for run in world.runs_at(wf, before_ms):
+            if run.status in TERMINAL:
+                continue
+            later = world.run_at(wf, run.plan.index, after_ms)
+            ended += later.status in TERMINAL
+            moved += [s.status for s in run.steps] != [s.status for s in later.steps]
+    return {"new_runs": new, "runs_ended": ended, "open_runs_with_steps_moved": moved}
+
+
+def incremental(work: Path, latency_ms: float, concurrency: int, workflows: int
+                ) -> tuple[dict[str, Measure], list[dict[str, Any]], dict[str, Any]]:
+    """First and unchanged loads with change detection and with the earlier algorithm, side by
+    side, then the requests a load makes for each kind of change."""
+    world = WorldConfig(seed=77, workflows=workflows, runs=3, nodes=8)
+    local = World(world)
+    measures: dict[str, Measure] = {}
+    console.print(f"[bold]Incremental: {workflows} workflows x 3 runs, {latency_ms:g} ms latency, "
+                  f"concurrency {concurrency}[/]")
+    with simulator_process(world, latency_ms) as (base_url, api_key):
+        env = {**os.environ, "ONEPIN_BASE_URL": base_url, "ONEPIN_API_KEY": api_key,
+               "RUNTIME__DLT_TELEMETRY": "false"}
+        jobs = {}
+        for variant, flags in (("earlier", ["--legacy"]), ("changes", [])):
+            jobs[variant] = ["project", str(work / f"inc_{variant}.duckdb"),
+                             str(work / f"inc_{variant}_pipelines"), "--concurrency",
+                             str(concurrency), *flags]
+        label = {"earlier": "earlier algorithm", "changes": "change detection"}
+        for variant in ("earlier", "changes"):
+            measures[f"inc_first_{variant}"] = run_job(
+                f"{workflows} × 3: first load, {label[variant]}", jobs[variant], env, base_url)
+        for variant in ("earlier", "changes"):
+            measures[f"inc_unchanged_{variant}"] = run_job(
+                f"{workflows} × 3: unchanged re-load, {label[variant]}", jobs[variant], env,
+                base_url, loads_steps=False)
+        kinds = []
+        for kind, text in (("nothing", "nothing"), ("new_run", "the next new run"),
+                           ("run_finished", "the next open run ends")):
+            now = _admin(base_url, "clock")["now_ms"]
+            target = now if kind == "nothing" else next_event_ms(local, now, kind)
+            if target > now:
+                _admin(base_url, f"clock/advance?seconds={(target - now) / 1000}", {})
+            measure = run_job(f"change: {text}", jobs["changes"], env, base_url,
+                              loads_steps=False)
+            kinds.append({"change": text, "advanced_s": round((target - now) / 1000, 1),
+                          **changes_between(local, now, target),
+                          "requests": measure.requests, **measure.requests_by_kind})
+    first_speedup = measures["inc_first_earlier"].wall_s / measures["inc_first_changes"].wall_s
+    unchanged = measures["inc_unchanged_changes"]
+    figures = {
+        "first_load_speedup": round(first_speedup, 2),
+        "unchanged_speedup": round(measures["inc_unchanged_earlier"].wall_s / unchanged.wall_s,
+                                   2),
+        "unchanged_requests": unchanged.requests,
+        "unchanged_requests_earlier": measures["inc_unchanged_earlier"].requests,
+        "first_load_floor_s": round((measures["inc_first_changes"].requests or 0)
+                                    * latency_ms / 1000 / concurrency, 2),
+    }
+    return measures, kinds, figures
+
+
 # ---- the run ---------------------------------------------------------------------------------
 @click.command()
 @click.option("--latency-ms", type=float, default=25.0, show_default=True)
@@ -175,20 +252,26 @@ def machine() -> dict[str, Any]:
 @click.option("--nodes", type=int, default=10, show_default=True)
 @click.option("--concurrency", type=int, default=DEFAULT_CONCURRENCY, show_default=True)
 @click.option("--throughput-rows", type=int, default=1_000_000, show_default=True)
+@click.option("--incremental-workflows", type=int, default=1000, show_default=True,
+              help="Workflows (3 runs each) of the incremental loads' world.")
+@click.option("--incremental-latency-ms", type=float, default=50.0, show_default=True)
 @click.option("--quick", is_flag=True, help="Small sizes: a smoke run of about a minute.")
 @click.option("--out", type=click.Path(dir_okay=False), default="bench/results/latest.json",
               show_default=True)
 def main(latency_ms: float, workflows: int, runs: int, nodes: int, concurrency: int,
-         throughput_rows: int, quick: bool, out: str) -> None:
+         throughput_rows: int, incremental_workflows: int, incremental_latency_ms: float,
+         quick: bool, out: str) -> None:
     """Benchmark this project against dlt's rest_api source and the lower bound."""
     if quick:
-        workflows, runs, throughput_rows = 5, 20, 20_000
+        workflows, runs, throughput_rows, incremental_workflows = 5, 20, 20_000, 40
     world = WorldConfig(seed=2026, workflows=workflows, runs=runs, nodes=nodes)
     work = Path(tempfile.mkdtemp(prefix="onepin-bench-"))
     results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M"),
                                "config": {"latency_ms": latency_ms, "concurrency": concurrency,
                                           **asdict(world), "throughput_rows": throughput_rows,
-                                          "faults": FAULTS}}
+                                          "faults": FAULTS,
+                                          "incremental_workflows": incremental_workflows,
+                                          "incremental_latency_ms": incremental_latency_ms}}
     measures: dict[str, Measure] = {}
     try:
         console.print(f"[bold]Network: {workflows} workflows x {runs} runs x {nodes} nodes, "
@@ -232,6 +315,9 @@ def main(latency_ms: float, workflows: int, runs: int, nodes: int, concurrency: 
         measures["raw"] = run_job("raw pyarrow -> DuckDB", [
             "raw_insert", str(pool), str(work / "raw.duckdb"), "--rows", str(throughput_rows)],
             env)
+        inc_measures, results["changes"], results["incremental"] = incremental(
+            work, incremental_latency_ms, concurrency, incremental_workflows)
+        measures.update(inc_measures)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -295,6 +381,22 @@ def markdown(results: dict[str, Any]) -> str:
               f"{f['raw_vs_arrow']}× |",
               f"| 5,000 steps of loaded runs again, into the big table | "
               f"{f['small_load_into_big_table_s']} s |"]
+    inc = results["incremental"]
+    lines += ["", "| incremental loads, earlier algorithm → change detection | value |",
+              "|---|---:|",
+              f"| first load: speed-up (fetching floor at this many requests) | "
+              f"{inc['first_load_speedup']}× ({inc['first_load_floor_s']} s) |",
+              f"| unchanged re-load: speed-up | {inc['unchanged_speedup']}× |",
+              f"| unchanged re-load: requests | {inc['unchanged_requests_earlier']} → "
+              f"{inc['unchanged_requests']} |",
+              "", "| change since the last load | new runs | runs ended | open runs whose "
+              "steps moved | requests | workflows | runs lists | run reads | steps |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for c in results["changes"]:
+        lines.append(f"| {c['change']} (+{c['advanced_s']} s) | {c['new_runs']} | "
+                     f"{c['runs_ended']} | {c['open_runs_with_steps_moved']} | {c['requests']} | "
+                     f"{c.get('workflows', 0)} | {c.get('runs', 0)} | {c.get('run', 0)} | "
+                     f"{c.get('steps', 0)} |")
     mach = results["machine"]
     cfg = results["config"]
     lines += ["", f"Measured {results['started']} UTC on {mach['cores']} cores "
@@ -302,7 +404,9 @@ def markdown(results: dict[str, Any]) -> str:
               f"{mach['python']}, dlt {mach['dlt']}, duckdb {mach['duckdb']}, pyarrow "
               f"{mach['pyarrow']}; {cfg['workflows']} workflows × {cfg['runs']} runs × "
               f"{cfg['nodes']} nodes, {cfg['latency_ms']:g} ms latency, concurrency "
-              f"{cfg['concurrency']}, {cfg['throughput_rows']:,} steps without network."]
+              f"{cfg['concurrency']}, {cfg['throughput_rows']:,} steps without network; "
+              f"incremental: {cfg['incremental_workflows']:,} workflows × 3 runs, "
+              f"{cfg['incremental_latency_ms']:g} ms latency."]
     return "\n".join(lines) + "\n"
 
 
@@ -323,7 +427,17 @@ def print_tables(results: dict[str, Any]) -> None:
     for name, value in results["figures"].items():
         ratios.add_row(name, str(value))
     ratios.add_row("faults_tables_identical", str(results["faults_tables_identical"]))
+    for name, value in results["incremental"].items():
+        ratios.add_row(f"incremental {name}", str(value))
     console.print(ratios)
+    changes = Table(title="requests per kind of change (change detection)")
+    columns = ("change", "advanced_s", "new_runs", "runs_ended", "open_runs_with_steps_moved",
+               "requests", "workflows", "runs", "run", "steps")
+    for column in columns:
+        changes.add_column(column)
+    for change in results["changes"]:
+        changes.add_row(*(str(change.get(c, 0)) for c in columns))
+    console.print(changes)
 
 
 if __name__ == "__main__":

@@ -177,6 +177,11 @@ QUESTIONS: dict[str, Question] = {
         select workflow_name as workflow, node_display_name as node, node_type, retries, flaky
         from node_stats where retries > 0 or flaky > 0
         order by flaky desc, retries desc, workflow_name, node_id limit {top}"""),
+    "errors": Question("Most frequent errors", """
+        select error, count(*) as steps, count(distinct run_id) as runs,
+               string_agg(distinct node_type, ', ' order by node_type) as node_types
+        from step_durations where error is not null
+        group by error order by steps desc, error limit {top}"""),
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
+from onepin_etl.destinations import Target
 from onepin_etl.errors import exit_code
 from onepin_etl.settings import (
     DEFAULT_DATASET,
@@ -130,11 +131,18 @@ def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
 @click.option("--since", metavar="ISO8601", help="Only runs created at or after this time.")
 @click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True,
               help="Rows per ranking.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]),
-              default="table", show_default=True)
+@click.option("--format", "fmt",
+              type=click.Choice(["table", "csv", "json", "markdown", "html"]),
+              default="table", show_default=True,
+              help="html: a self-contained page with charts (write it with --output).")
+@click.option("--output", type=click.Path(dir_okay=False),
+              help="Write the report to this file instead of the terminal.")
+@click.option("--as-of", metavar="ISO8601",
+              help="html: judge the checks as of this time (default: now).")
 @user_errors
 def report(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
-           workflows: tuple[str, ...], since: str | None, top: int, fmt: str) -> None:
+           workflows: tuple[str, ...], since: str | None, top: int, fmt: str,
+           output: str | None, as_of: str | None) -> None:
     """Pass rates, run durations, slowest and most failing nodes, retries and flaky nodes."""
     from onepin_etl import report as reporting
     from onepin_etl.analysis import Filters, NoDataError
@@ -143,6 +151,10 @@ def report(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     where = _where(destination, duckdb_path, parquet_dir, dataset)
     parse_since(since)
     filters = Filters(tuple(validate_uuid(w, "workflow id") for w in workflows), since)
+    if fmt == "html":
+        _html_report(Target(destination, duckdb_path, parquet_dir, dataset), filters, top,
+                     output, parse_since(as_of))
+        return
     try:
         sections = reporting.build(top, filters=filters, **where)
     except NoDataError as exc:
@@ -151,7 +163,27 @@ def report(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     if reporting.is_empty(sections):
         out.print("Nothing to report: no runs match (check --workflow and --since).")
         return
+    if output:
+        with open(output, "w", encoding="utf-8") as file:
+            reporting.render(sections, fmt, Console(file=file, width=160, soft_wrap=True))
+        out.print(f"Wrote the report to {output}.")
+        return
     reporting.render(sections, fmt, out)
+
+
+def _html_report(target: Target, filters: Any, top: int, output: str | None,
+                 as_of: Any) -> None:
+    from datetime import UTC, datetime
+
+    from onepin_etl import health, html_report
+
+    checks = health.CheckConfig(as_of=as_of or datetime.now(UTC))
+    page = html_report.build_page(target, top=top, filters=filters, checks=checks)
+    if output:
+        html_report.write_page(output, page)
+        out.print(f"Wrote the health page to {output}.")
+    else:
+        out.out(page, highlight=False)
 
 
 @main.command()

@@ -22,13 +22,14 @@ What differs from a plain ``@dlt_assets`` body, and why:
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
-from onepin_etl import analysis, health
+from onepin_etl import analysis, health, html_report
 from onepin_etl.destinations import Target
 from onepin_etl.pipeline import build_pipeline, create_views, pipeline_lock
 from onepin_source import onepin
@@ -63,10 +64,12 @@ class OnepinTranslator(DagsterDltTranslator):
 
 def build_definitions(target: Target, *, cron: str = DEFAULT_CRON,
                       checks: AssetChecks | None = None, wait_s: float = 60.0,
-                      **source_options: Any) -> dg.Definitions:
-    """Assets for ``workflows``, ``runs`` and ``run_steps``, a job that loads them, a schedule
-    and the asset checks. ``source_options`` go to :func:`onepin_source.onepin`."""
+                      page: str | None = None, **source_options: Any) -> dg.Definitions:
+    """Assets for ``workflows``, ``runs`` and ``run_steps`` and the HTML health page (written to
+    ``page``, default ``onepin_health.html`` beside the DuckDB file), a job that makes them, a
+    schedule and the asset checks. ``source_options`` go to :func:`onepin_source.onepin`."""
     checks = checks or AssetChecks()
+    page_path = Path(page or Path(target.duckdb_path).with_name("onepin_health.html"))
 
     @dlt_assets(dlt_source=onepin(api_key=_DEFINITION_ONLY_KEY),
                 dlt_pipeline=build_pipeline(target), name="onepin", group_name="onepin",
@@ -78,9 +81,21 @@ def build_definitions(target: Target, *, cron: str = DEFAULT_CRON,
             yield from dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline)
             create_views(pipeline)
 
-    job = dg.define_asset_job("onepin_load", selection=[onepin_assets])
+    @dg.asset(name="onepin_health_page", group_name="onepin",
+              deps=[dg.AssetKey("dlt_onepin_run_steps")],
+              description="The self-contained HTML health page (onepin-etl report --format "
+                          "html), rewritten after each load.")
+    def health_page() -> dg.MaterializeResult:
+        html = html_report.build_page(target, checks=health.CheckConfig(
+            as_of=checks.as_of(), window=checks.window, min_executions=checks.min_executions))
+        written = html_report.write_page(page_path, html)
+        return dg.MaterializeResult(metadata={"path": str(written.absolute()),
+                                              "bytes": written.stat().st_size})
+
+    job = dg.define_asset_job("onepin_load", selection=[onepin_assets, health_page])
     return dg.Definitions(
-        assets=[onepin_assets], asset_checks=_asset_checks(target, checks), jobs=[job],
+        assets=[onepin_assets, health_page], asset_checks=_asset_checks(target, checks),
+        jobs=[job],
         schedules=[dg.ScheduleDefinition(name="onepin_every_15_minutes"
                                          if cron == DEFAULT_CRON else "onepin_schedule",
                                          job=job, cron_schedule=cron)],

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 from rich.console import Console
 
-from onepin_etl import report
+from onepin_etl import health, html_report, report
 from onepin_etl.destinations import Target
 from onepin_etl.pipeline import load as run_load
 from onepin_sim import Simulator, WorldConfig
@@ -42,7 +43,8 @@ def run_demo(out_dir: Path, console: Console, *, world: WorldConfig = DEMO_WORLD
             with console.status(f"{label}: extracting, normalizing and loading into {db} …"):
                 run_load(target, api_key=sim.api_key, base_url=sim.base_url)
             requests = sim.stats.snapshot()["requests"]
-            console.print(f"   {label}: {requests.get('runs', 0)} runs pages, "
+            console.print(f"   {label}: {requests.get('workflows', 0)} workflows pages, "
+                          f"{requests.get('runs', 0)} runs pages, "
                           f"{requests.get('run', 0)} open-run re-reads, "
                           f"{requests.get('steps', 0)} steps requests.")
 
@@ -59,8 +61,12 @@ def run_demo(out_dir: Path, console: Console, *, world: WorldConfig = DEMO_WORLD
                        if s not in TERMINAL_RUN_STATUSES and after.get(i) in TERMINAL_RUN_STATUSES)
         console.print(f"   {len(after) - len(before)} new runs; {finished} runs that were open "
                       "have finished; their steps were replaced.")
+        as_of = datetime.fromtimestamp(sim.clock.now_ms / 1000, tz=UTC)
     console.print("[bold]3.[/] Report")
     report.render(report.build(top, duckdb_path=db), "table", console)
+    page = html_report.write_page(out_dir / "onepin_health.html", html_report.build_page(
+        target, top=top, checks=health.CheckConfig(as_of=as_of)))
+    console.print(f"\nThe health page (open it in a browser): {page}")
     _tell_how_to_query(db, console.print)
     return db
 

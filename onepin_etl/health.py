@@ -10,12 +10,15 @@ Rules (README "Checks"):
   (completed + failed for the failure rate, completed for p95);
 - **freshness**: the newest loaded run was created more than ``max_age`` before ``as_of``;
 - **regression**, recent window against the baseline window before it:
-  - failure rate: a one-sided two-proportion z-test (pooled) says the recent rate is higher at
-    ``confidence``, with at least ``min_executions`` decided steps in each window and at least
+  - failure rate: a one-sided two-proportion z-test (pooled) says the recent rate is higher,
+    with at least ``min_executions`` decided steps in each window and at least
     ``min_failures`` recent failures;
   - p95: more recent completed steps are slower than the baseline's p95 than the 5% expected
-    (exact one-sided binomial test at ``confidence``), and the recent p95 is at least
-    ``p95_factor`` times the baseline's, with ``min_executions`` completed steps in each window;
+    (exact one-sided binomial test), and the recent p95 is at least ``p95_factor`` times the
+    baseline's, with ``min_executions`` completed steps in each window;
+  - significance: Bonferroni over every test run (all nodes, both metrics), each at
+    ``(1 - confidence) / tests``, so a check of many stable nodes raises no false alarm with
+    probability ``confidence``;
 - **duplicates**: a step ``(run_id, id)`` loaded twice (never expected: runs are replaced as a
   unit).
 """
@@ -25,7 +28,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from statistics import NormalDist
 from typing import Any
@@ -129,6 +132,7 @@ def run_checks(con: duckdb.DuckDBPyConnection, config: CheckConfig) -> HealthRep
     keys = ["workflow_name", "node_display_name"] if config.by == "node" else ["node_type"]
     group_keys = ["workflow_id", "node_id"] if config.by == "node" else ["node_type"]
     groups = 0
+    tests: list[_Tested] = []
     for key, now_group in recent.groupby(group_keys, dropna=False):
         groups += 1
         label = now_group.iloc[0][keys].tolist()
@@ -136,7 +140,8 @@ def run_checks(con: duckdb.DuckDBPyConnection, config: CheckConfig) -> HealthRep
         before = baseline[_matches(baseline, group_keys, key)]
         findings += _thresholds(now_group, config, subject)
         if config.regressions:
-            findings += _regressions(now_group, before, config, subject)
+            tests += _regression_tests(now_group, before, config, subject)
+    findings += _significant(tests, config)
     return HealthReport(findings, groups, len(recent), len(baseline), newest)
 
 
@@ -202,7 +207,7 @@ def _completed_ms(group: pd.DataFrame) -> Any:
 def _thresholds(group: pd.DataFrame, config: CheckConfig,
                 subject: tuple[str | None, str]) -> list[Finding]:
     found = []
-    window = f"last {_span(config.window)}"
+    window = f"last {span_text(config.window)}"
     failed, decided = _rate(group)
     if config.max_failure_rate is not None and decided >= config.min_executions:
         rate = failed / decided
@@ -218,30 +223,49 @@ def _thresholds(group: pd.DataFrame, config: CheckConfig,
     return found
 
 
-def _regressions(recent: pd.DataFrame, baseline: pd.DataFrame, config: CheckConfig,
-                 subject: tuple[str | None, str]) -> list[Finding]:
-    found = []
-    alpha = 1 - config.confidence
+@dataclass(frozen=True)
+class _Tested:
+    """A regression test that was run: its p-value and the finding if it is significant."""
+
+    p_value: float
+    finding: Finding
+    worse: bool  # the effect is in the bad direction and large enough to matter
+
+
+def _regression_tests(recent: pd.DataFrame, baseline: pd.DataFrame, config: CheckConfig,
+                      subject: tuple[str | None, str]) -> list[_Tested]:
+    tests = []
     x1, n1 = _rate(recent)
     x0, n0 = _rate(baseline)
-    if min(n1, n0) >= config.min_executions and x1 >= config.min_failures:
+    if min(n1, n0) >= config.min_executions:
         p = two_proportion_p_value(x1, n1, x0, n0)
-        if p < alpha:
-            found.append(Finding(
-                "regression", "failure_rate", x1 / n1, x0 / n0, *subject,
-                detail=f"{x1}/{n1} failed vs {x0}/{n0}; two-proportion z-test p={p:.2g}"))
+        tests.append(_Tested(p, Finding(
+            "regression", "failure_rate", x1 / n1, x0 / n0, *subject,
+            detail=f"{x1}/{n1} failed vs {x0}/{n0}; two-proportion z-test p={p:.2g}"),
+            worse=x1 >= config.min_failures))
     now_ms, before_ms = _completed_ms(recent), _completed_ms(baseline)
     if min(len(now_ms), len(before_ms)) >= config.min_executions:
         before_p95 = float(np.quantile(before_ms, 0.95))
         now_p95 = float(np.quantile(now_ms, 0.95))
         slower = int((now_ms > before_p95).sum())
         p = binomial_tail(slower, len(now_ms), P95_SHARE)
-        if p < alpha and now_p95 >= config.p95_factor * before_p95:
-            found.append(Finding(
-                "regression", "p95_seconds", now_p95 / 1000, before_p95 / 1000, *subject,
-                detail=f"{slower}/{len(now_ms)} completed steps slower than the baseline p95 "
-                       f"(5% expected); binomial test p={p:.2g}"))
-    return found
+        tests.append(_Tested(p, Finding(
+            "regression", "p95_seconds", now_p95 / 1000, before_p95 / 1000, *subject,
+            detail=f"{slower}/{len(now_ms)} completed steps slower than the baseline p95 "
+                   f"(5% expected); binomial test p={p:.2g}"),
+            worse=now_p95 >= config.p95_factor * before_p95))
+    return tests
+
+
+def _significant(tests: list[_Tested], config: CheckConfig) -> list[Finding]:
+    """Bonferroni: with m tests run, each must reach p < (1 - confidence) / m, so that the
+    chance of any false alarm over all nodes stays at most 1 - confidence."""
+    if not tests:
+        return []
+    threshold = (1 - config.confidence) / len(tests)
+    return [replace(t.finding, detail=f"{t.finding.detail} < {threshold:.2g} "
+                                      f"(Bonferroni over {len(tests)} tests)")
+            for t in tests if t.worse and t.p_value < threshold]
 
 
 def two_proportion_p_value(x1: int, n1: int, x0: int, n0: int) -> float:
@@ -264,7 +288,7 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
 
 
-def _span(delta: timedelta) -> str:
+def span_text(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0 and seconds >= size:

@@ -92,7 +92,7 @@ def collect(target: Target) -> PipelineStatus:
                           ) from None
     workflows = (pipeline.state.get("sources", {}).get("onepin", {}).get("resources", {})
                  .get("runs", {}).get("workflows", {}))
-    loads = _completed_loads(target)
+    loads = completed_loads(target)
     holders = [lock.read_holder(p) for p in lock.lock_paths(target.working_dir, target.name,
                                                            target.local_files)]
     return PipelineStatus(
@@ -120,7 +120,7 @@ def _last_run(pipeline: dlt.Pipeline) -> LastRun | None:
                    dict(normalized.row_counts) if normalized else {})
 
 
-def _completed_loads(target: Target) -> list[tuple[str, datetime]]:
+def completed_loads(target: Target) -> list[tuple[str, datetime]]:
     """``(load_id, inserted_at)`` of the destination's completed loads, newest first."""
     sql = "select load_id, inserted_at from {loads} where status = 0 order by inserted_at desc"
     if target.destination == "duckdb":

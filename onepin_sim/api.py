@@ -103,7 +103,7 @@ def _workflow_index(req: Request, workflow_id: str) -> int:
     if not is_uuid(workflow_id):
         raise _invalid("workflow_id", "must be a UUID")
     parsed = parse_id(req.world.config.seed, "workflow", workflow_id)
-    if parsed is None or parsed[0] >= req.world.config.workflows or parsed[1] != 0:
+    if parsed is None or parsed[0] >= req.world.workflow_count(req.now_ms) or parsed[1] != 0:
         raise ApiError(404, "NOT_FOUND", f"Workflow {workflow_id} not found")
     return parsed[0]
 
@@ -114,7 +114,7 @@ def _run(req: Request, workflow_id: str, run_id: str) -> RunAt:
         raise _invalid("run_id", "must be a UUID")
     parsed = parse_id(req.world.config.seed, "run", run_id)
     if (parsed is None or parsed[0] != wf
-            or parsed[1] >= req.world.visible_run_count(wf, req.now_ms)):
+            or not req.world.run_visible(wf, parsed[1], req.now_ms)):
         raise ApiError(404, "NOT_FOUND", f"Run {run_id} not found")
     return req.world.run_at(wf, parsed[1], req.now_ms)
 
@@ -155,7 +155,9 @@ def _workflow_status(item: dict[str, Any]) -> str | None:
 
 def _run_common(req: Request, run: RunAt) -> dict[str, Any]:
     plan = run.plan
-    steps = run.steps
+    hidden = req.world.hidden_steps
+    # Step counts count the step rows the steps endpoint returns (deleted ones are gone)
+    steps = [s for s in run.steps if not hidden or _step_id(req, run, s.plan.seq) not in hidden]
     latest_by_node: dict[str, str] = {}
     for step in steps:
         latest_by_node[step.plan.node.node_id] = step.status
@@ -207,13 +209,17 @@ def _run_detail(req: Request, run: RunAt, workflow_id: str, *, full: bool) -> di
     return item
 
 
+def _step_id(req: Request, run: RunAt, seq: int) -> str:
+    return make_id(req.world.config.seed, "step", run.plan.wf, run.plan.index * 256 + seq)
+
+
 def _step(req: Request, run: RunAt, index: int, *, include_result: bool) -> dict[str, Any]:
     step = run.steps[index]
     plan = step.plan
     has_result = step.status == "completed"
     result = req.world.step_result(run.plan, plan) if include_result and has_result else None
     return {
-        "id": make_id(req.world.config.seed, "step", run.plan.wf, run.plan.index * 256 + plan.seq),
+        "id": _step_id(req, run, plan.seq),
         "node_id": plan.node.node_id,
         "node_type": plan.node.node_type,
         "node_display_name": plan.node.display_name,
@@ -251,7 +257,8 @@ def list_workflows(req: Request) -> dict[str, Any]:
         raise _invalid("last_run_after", "must not be after last_run_before")
     include = req.boolean("include_definition", False)
     has_failed = req.boolean("has_failed_run", False) if req.one("has_failed_run") else None
-    items = [_workflow(req, wf, definition=include) for wf in range(req.world.config.workflows)]
+    items = [_workflow(req, wf, definition=include)
+             for wf in range(req.world.workflow_count(req.now_ms))]
     if status:
         items = [i for i in items if _workflow_status(i) == status]
     if search:
@@ -306,12 +313,12 @@ def list_runs(req: Request, workflow_id: str) -> dict[str, Any]:
     if order not in ("asc", "desc"):
         raise _invalid("order", "must be asc or desc")
     world = req.world
-    count = world.visible_run_count(wf, req.now_ms)
     if not statuses and not search and sort == "created_at":
         # Runs are created in index order: page without materialising the others.
-        indices = range(count - 1, -1, -1) if order == "desc" else range(count)
+        visible = world.visible_runs(wf, req.now_ms)
+        indices = visible[::-1] if order == "desc" else visible
         page = [world.run_at(wf, i, req.now_ms) for i in indices[offset: offset + limit]]
-        return _paged(req, [_run_common(req, r) for r in page], count, offset, limit)
+        return _paged(req, [_run_common(req, r) for r in page], len(visible), offset, limit)
     runs = [_run_common(req, r) for r in world.runs_at(wf, req.now_ms)]
     if statuses:
         runs = [r for r in runs if r["status"] in statuses]

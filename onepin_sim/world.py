@@ -61,7 +61,10 @@ class WorldConfig:
     """Size and shape of a simulated workspace.
 
     ``runs`` is the number of runs per workflow visible at the initial clock; a new run arrives
-    every ``run_interval_s`` seconds of simulated time after that.
+    every ``run_interval_s`` seconds of simulated time after that. With ``new_workflow_every_s``
+    a new workflow is created that often after the initial clock (its first run an interval
+    later). With ``late_run_every`` every that-many-th run of a workflow shows up in lists only
+    ``late_by_s`` after its ``created_at`` (a late arrival).
     """
 
     seed: int = 7
@@ -69,6 +72,9 @@ class WorldConfig:
     runs: int = 40
     nodes: int = 8
     run_interval_s: int = 3600
+    new_workflow_every_s: int = 0
+    late_run_every: int = 0
+    late_by_s: int = 300
 
     @property
     def interval_ms(self) -> int:
@@ -179,8 +185,22 @@ class World:
     def workflow_id(self, wf: int) -> str:
         return make_id(self.config.seed, "workflow", wf)
 
+    def workflow_count(self, now_ms: int) -> int:
+        """Workflows that exist at ``now_ms``: the initial ones, then one per interval."""
+        every = self.config.new_workflow_every_s * 1000
+        if not every or now_ms < self.config.start_ms:
+            return self.config.workflows
+        return self.config.workflows + (now_ms - self.config.start_ms) // every
+
     def workflow_created_ms(self, wf: int) -> int:
-        return EPOCH_MS - (wf % 17 + 3) * 24 * HOUR_MS
+        if wf < self.config.workflows:
+            return EPOCH_MS - (wf % 17 + 3) * 24 * HOUR_MS
+        return self.config.start_ms + (wf - self.config.workflows + 1) * \
+            self.config.new_workflow_every_s * 1000
+
+    def _runs_origin_ms(self, wf: int) -> int:
+        """Runs of an initial workflow are spread from the epoch, a new one's from its birth."""
+        return EPOCH_MS if wf < self.config.workflows else self.workflow_created_ms(wf)
 
     def _make_nodes(self, wf: int) -> tuple[Node, ...]:
         rng = random.Random(f"{self.config.seed}:nodes:{wf}")
@@ -209,16 +229,32 @@ class World:
     # ---- runs --------------------------------------------------------------------------------
     def run_created_ms(self, wf: int, index: int) -> int:
         jitter = random.Random(f"{self.config.seed}:created:{wf}:{index}").uniform(0.05, 0.85)
-        return EPOCH_MS + int((index + jitter) * self.config.interval_ms)
+        return self._runs_origin_ms(wf) + int((index + jitter) * self.config.interval_ms)
 
-    def visible_run_count(self, wf: int, now_ms: int) -> int:
-        """How many runs of workflow ``wf`` exist at ``now_ms`` (they are created in order)."""
-        guess = max(0, math.floor((now_ms - EPOCH_MS) / self.config.interval_ms) + 1)
+    def created_run_count(self, wf: int, now_ms: int) -> int:
+        """How many runs of workflow ``wf`` were created by ``now_ms`` (they are, in order)."""
+        origin = self._runs_origin_ms(wf)
+        guess = max(0, math.floor((now_ms - origin) / self.config.interval_ms) + 1)
         while guess > 0 and self.run_created_ms(wf, guess - 1) > now_ms:
             guess -= 1
         while self.run_created_ms(wf, guess) <= now_ms:
             guess += 1
         return guess
+
+    def is_late(self, index: int) -> bool:
+        every = self.config.late_run_every
+        return bool(every) and index % every == every - 1
+
+    def run_visible(self, wf: int, index: int, now_ms: int) -> bool:
+        delay = self.config.late_by_s * 1000 if self.is_late(index) else 0
+        return self.run_created_ms(wf, index) + delay <= now_ms
+
+    def visible_runs(self, wf: int, now_ms: int) -> list[int]:
+        """Indices of the runs the API shows at ``now_ms``, oldest first."""
+        created = self.created_run_count(wf, now_ms)
+        if not self.config.late_run_every:
+            return list(range(created))
+        return [i for i in range(created) if self.run_visible(wf, i, now_ms)]
 
     def _make_plan(self, wf: int, index: int) -> RunPlan:
         rng = random.Random(f"{self.config.seed}:run:{wf}:{index}")
@@ -297,7 +333,7 @@ class World:
         return RunAt(plan, "paused" if paused else "running", tuple(visible), now_ms)
 
     def runs_at(self, wf: int, now_ms: int) -> list[RunAt]:
-        return [self.run_at(wf, i, now_ms) for i in range(self.visible_run_count(wf, now_ms))]
+        return [self.run_at(wf, i, now_ms) for i in self.visible_runs(wf, now_ms)]
 
     def step_result(self, run: RunPlan, step: StepPlan) -> dict[str, Any]:
         return payloads.result(self.config.seed, run.wf, run.index, step.seq, step.node)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
+import dlt
 import pyarrow as pa
 
 from onepin_source.arrow_rows import ArrowRows
@@ -15,8 +17,9 @@ from onepin_source.client import OnepinClient
 from onepin_source.dlt_internals import DataItemWithMeta
 from onepin_source.errors import ConfigError
 from onepin_source.hints import RUN_HINTS, STEP_HINTS
+from onepin_source.incremental import STEP_FINGERPRINT_FIELDS, steps_fingerprint, steps_settled
 from onepin_source.settings import ROW_FORMATS
-from onepin_source.shaping import step_row
+from onepin_source.shaping import is_open, step_row
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,15 +55,64 @@ def regroup(pages: Iterable[list[T]], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def run_keys(item: Any) -> list[tuple[str, str]]:
-    """``(workflow_id, run_id)`` of every run in a batch from the ``runs`` resource."""
+class RunRef(NamedTuple):
+    """A run handed from ``runs`` to ``run_steps``: where it is and what its steps look like."""
+
+    workflow_id: str
+    run_id: str
+    fingerprint: str  # incremental.steps_fingerprint
+    open: bool
+
+
+def run_refs(item: Any) -> list[RunRef]:
+    """The runs of a batch from the ``runs`` resource (an Arrow table, dict rows or one row)."""
     if isinstance(item, DataItemWithMeta):
         item = item.data
     if isinstance(item, pa.Table):
-        return list(zip(item.column("workflow_id").to_pylist(), item.column("id").to_pylist(),
-                        strict=True))
-    rows = item if isinstance(item, list) else [item]
-    return [(row["workflow_id"], row["id"]) for row in rows]
+        names = ("workflow_id", "id", "status", *STEP_FINGERPRINT_FIELDS)
+        columns = {name: item.column(name).to_pylist() if name in item.column_names
+                   else [None] * item.num_rows for name in dict.fromkeys(names)}
+        rows: list[dict[str, Any]] = [dict(zip(columns, values, strict=True))
+                                      for values in zip(*columns.values(), strict=True)]
+    else:
+        rows = item if isinstance(item, list) else [item]
+    return [RunRef(row["workflow_id"], row["id"], steps_fingerprint(row), is_open(row))
+            for row in rows]
+
+
+class StepsState:
+    """Which runs' steps to fetch: the ``run_steps`` resource state remembers, per open run,
+    its fingerprint when its steps were last fetched and settled (``incremental``).
+
+    ``run_steps`` runs in several threads at once; a lock guards the shared state.
+    """
+
+    def __init__(self, detect_changes: bool) -> None:
+        self._detect_changes = detect_changes
+        self._lock = threading.Lock()
+
+    def _fetched(self) -> dict[str, str]:
+        state = dlt.current.resource_state("run_steps")  # named: called from worker threads
+        fetched: dict[str, str] = state.setdefault("fetched", {})
+        return fetched
+
+    def to_fetch(self, refs: list[RunRef]) -> list[RunRef]:
+        """The runs whose steps may differ from those loaded."""
+        if not self._detect_changes:
+            return refs
+        with self._lock:
+            fetched = self._fetched()
+            return [ref for ref in refs if fetched.get(ref.run_id) != ref.fingerprint]
+
+    def fetched(self, refs: list[RunRef], steps: list[list[Any]]) -> None:
+        """Remember the open runs whose fetched steps can only change with their fingerprint."""
+        with self._lock:
+            fetched = self._fetched()
+            for ref, run_steps in zip(refs, steps, strict=True):
+                if ref.open and steps_settled(run_steps):
+                    fetched[ref.run_id] = ref.fingerprint
+                else:
+                    fetched.pop(ref.run_id, None)
 
 
 def step_rows(fetched: Iterable[tuple[str, str, list[Any]]]) -> list[dict[str, Any]]:

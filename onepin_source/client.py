@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dlt.sources.helpers.requests import Client
@@ -130,6 +130,13 @@ class OnepinClient:
     def runs_newest_first(self, workflow_id: str) -> Iterator[list[dict[str, Any]]]:
         return self.paginate(f"/workflows/{workflow_id}/runs",
                              {"sort": "created_at", "order": "desc"})
+
+    def runs_with_status(self, workflow_id: str, statuses: Sequence[str]
+                         ) -> Iterator[list[dict[str, Any]]]:
+        """Runs in any of ``statuses`` (the API OR-matches a comma-separated list)."""
+        return self.paginate(f"/workflows/{workflow_id}/runs",
+                             {"status": ",".join(statuses), "sort": "created_at",
+                              "order": "desc"})
 
     def run(self, workflow_id: str, run_id: str) -> dict[str, Any]:
         return dict(self.get(f"/workflows/{workflow_id}/runs/{run_id}"))

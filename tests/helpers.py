@@ -99,19 +99,42 @@ def assert_matches_api(db: Path | str, snap: dict[str, Any]) -> None:
     workflows = rows_by_id(db, "workflows", "name, runs_count")
     assert workflows == {w["id"]: (w["name"], w["runs_count"]) for w in snap["workflows"].values()}
     runs = rows_by_id(db, "runs", "workflow_id, status, run_number, duration_ms, "
-                                  "active_duration_ms, triggered_by__user_name")
+                                  "active_duration_ms, triggered_by__user_name, paused_ms, "
+                                  "total_steps, finished_steps")
     expected_runs = {}
     for r in snap["runs"].values():
         total = ms_between(r["started_at"], r["completed_at"])
         active = total - (r["paused_ms"] or 0) if total is not None else None
         expected_runs[r["id"]] = (r["workflow_id"], r["status"], r["run_number"], total, active,
-                                  r["triggered_by"]["user_name"])
+                                  r["triggered_by"]["user_name"], r["paused_ms"],
+                                  r["total_steps"], r["finished_steps"])
     assert runs == expected_runs
     steps = rows_by_id(db, "run_steps", "workflow_id, run_id, node_id, status, iteration, "
                                         "duration_ms, error")
     assert steps == {s["id"]: (s["workflow_id"], s["run_id"], s["node_id"], s["status"],
                                s["iteration"], ms_between(s["started_at"], s["completed_at"]),
                                s["error"]) for s in snap["steps"].values()}
+
+
+MOVES_WITH_STEPS = ("status", "total_steps", "finished_steps", "finished_nodes", "started_at",
+                    "paused_at", "completed_at")
+SETTLED = {"completed", "failed", "cancelled", "skipped", "running"}
+
+
+def moved(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """A run's list item changed in a field that moves when its steps do."""
+    return any(before[f] != after[f] for f in MOVES_WITH_STEPS)
+
+
+def unsettled(snap: dict[str, Any], run_id: str) -> bool:
+    """The run's steps include one that may change with nothing in its run's item moving."""
+    return any(s["status"] not in SETTLED for s in snap["steps"].values() if s["run_id"] == run_id)
+
+
+def refetched_open_runs(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
+    """Runs open in snapshot ``before`` whose steps a load at ``after`` must fetch again."""
+    return {i for i, r in before["runs"].items() if r["status"] not in TERMINAL
+            and (moved(r, after["runs"][i]) or unsettled(before, i))}
 
 
 def start_load(sim: Simulator, workdir: Path, phase: str, *args: str) -> subprocess.Popen[str]:

@@ -155,7 +155,7 @@ def test_report_formats(cli: Any, loaded: Path) -> None:
     as_json = cli("report", "--format", "json", "--top", "3")
     data = json.loads(as_json.output)
     assert set(data) == {"workflows", "slowest_nodes", "failing_nodes", "failing_node_types",
-                         "retries"}
+                         "retries", "errors"}
     assert len(data["workflows"]) == 3 and len(data["slowest_nodes"]) == 3
     p95 = [r["p95_s"] for r in data["slowest_nodes"]]
     assert p95 == sorted(p95, reverse=True)
@@ -186,7 +186,9 @@ def test_demo_runs_end_to_end_and_again(workdir: Path) -> None:
     for _ in range(2):  # re-running the demo works
         db = run_demo(workdir / "demo", console, world=world, top=3)
     text = console.export_text()
-    assert text.count("First load: 2 runs pages, 0 open-run re-reads, 20 steps requests.") == 2
+    assert text.count("First load: 1 workflows pages, 2 runs pages, 0 open-run re-reads, "
+                      "20 steps requests.") == 2
+    assert (workdir / "demo" / "onepin_health.html").read_text().count('class="chart"') == 4
     assert "24 new runs" in text and "Runs per workflow" in text
     assert f"onepin-etl sql --duckdb-path {db} " in text.replace("\n", "")
     frame = analysis.workflow_summary(duckdb_path=db)

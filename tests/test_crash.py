@@ -11,11 +11,13 @@ import pytest
 
 from onepin_sim import Simulator
 from tests.helpers import (
+    TERMINAL,
     api_snapshot,
     assert_matches_api,
     kill_during_extract,
     open_runs,
     start_load,
+    unsettled,
 )
 
 
@@ -40,12 +42,18 @@ def crash_then_recover(sim: Simulator, cli: Any, workdir: Path, phase: str, *,
     cli("load", *flags)
     assert_matches_api(db, api_snapshot(sim))  # exact tables: none lost, none duplicated
 
-    # The state is right too: an unchanged re-load reads one runs page per workflow and the
-    # steps of the runs still open, nothing else.
+    # The state is right too: an unchanged re-load reads the workflow list, one request per
+    # workflow with open runs, and the steps of open runs only where a pending step could have
+    # started unseen; nothing else.
+    snap = api_snapshot(sim)
+    open_now = {i for i, r in snap["runs"].items() if r["status"] not in TERMINAL}
+    assert len(open_now) == open_runs(db)
     sim.stats.reset()
     cli("load", *flags)
     requests = sim.stats.snapshot()["requests"]
-    assert requests.get("steps", 0) == open_runs(db)
+    assert requests.get("steps", 0) == sum(unsettled(snap, i) for i in open_now)
+    assert requests.get("runs", 0) + requests.get("run", 0) == len(
+        {snap["runs"][i]["workflow_id"] for i in open_now})
     assert_matches_api(db, api_snapshot(sim))
 
 

@@ -14,7 +14,7 @@ import pytest
 from onepin_etl.pipeline import configure_dlt
 from onepin_sim import Simulator, WorldConfig
 from onepin_source.arrow_rows import ArrowRows
-from onepin_source.batches import RowBatches, regroup, run_keys
+from onepin_source.batches import RowBatches, RunRef, regroup, run_refs
 from onepin_source.errors import ConfigError
 from onepin_source.hints import RUN_STEPS_TABLE, STEP_HINTS
 from onepin_source.shaping import step_row
@@ -167,11 +167,13 @@ def test_arrow_rows_hint_json_and_variant_columns_once() -> None:
     assert again.column_names == ["id", "result__tags", "result__n__v_text"]
 
 
-def test_run_keys_read_every_batch_shape() -> None:
+def test_run_refs_read_every_batch_shape() -> None:
     rows = [{"workflow_id": "w", "id": "r1"}, {"workflow_id": "w", "id": "r2"}]
-    assert run_keys(rows) == [("w", "r1"), ("w", "r2")]
-    assert run_keys(pa.Table.from_pylist(rows)) == [("w", "r1"), ("w", "r2")]
-    assert run_keys(rows[0]) == [("w", "r1")]
+    refs = run_refs(rows)
+    assert [(r.workflow_id, r.run_id) for r in refs] == [("w", "r1"), ("w", "r2")]
+    assert run_refs(pa.Table.from_pylist(rows)) == refs  # same fingerprints from Arrow rows
+    assert run_refs(rows[0]) == refs[:1]
+    assert all(isinstance(r, RunRef) and r.open for r in refs)  # no status: may change
 
 
 def test_regroup_makes_batches_of_at_least_the_size_and_keeps_order() -> None:

@@ -104,6 +104,8 @@ def test_regressions_found_are_exactly_the_injected_ones(tmp_path: Path) -> None
     assert (failing.check, failing.workflow) == ("regression", "Podcast dubbing")
     assert (failing.value, failing.limit) == (25 / 100, 20 / 400)
     assert f"p={two_proportion_p(25, 100, 20, 400):.2g}" in failing.detail
+    # three nodes have enough steps in both windows for both tests (n-tiny has not)
+    assert failing.detail.endswith(f"< {0.01 / 6:.2g} (Bonferroni over 6 tests)")
     # The stable node is not flagged, and its p-value shows why
     assert two_proportion_p(6, 100, 20, 400) > 0.01
     slow = found[("N-SLOW", "p95_seconds")]

@@ -338,3 +338,71 @@ def test_sim_command_serves_until_interrupted(tmp_path: object) -> None:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=10)
     assert process.returncode == 0
+
+
+def test_workflow_run_counts_follow_the_runs_as_the_clock_moves(sim: Simulator) -> None:
+    """last_run_at, runs_count and run_status_counts agree with the runs list at every instant."""
+    for _ in range(3):
+        for item in api_get(sim, "/workflows", limit=100).json()["data"]:
+            runs = all_runs(sim, item["id"])
+            assert item["runs_count"] == len(runs)
+            assert item["run_status_counts"] == {
+                s: sum(r["status"] == s for r in runs)
+                for s in ("pending", "running", "completed", "failed", "cancelled", "paused")}
+            assert item["last_run_at"] == max(r["created_at"] for r in runs)
+        sim.advance(5 * 3600 + 17 * 60)
+
+
+def test_open_status_filter_or_matches(sim: Simulator) -> None:
+    wf = first_workflow(sim)
+    open_runs = [r for r in all_runs(sim, wf) if r["status"] in ("pending", "running", "paused")]
+    listed = api_get(sim, f"/workflows/{wf}/runs", status="pending,running,paused",
+                     limit=100).json()
+    assert listed["pagination"]["total"] == len(open_runs) > 0
+    assert [r["id"] for r in listed["data"]] == [r["id"] for r in open_runs]  # newest first
+
+
+def test_last_run_after_filters_workflows() -> None:
+    with Simulator(WorldConfig(seed=5, workflows=4, runs=5, run_interval_s=7200)) as sim:
+        items = api_get(sim, "/workflows", limit=100).json()["data"]
+        cut = sorted(i["last_run_at"] for i in items)[2]
+        after = api_get(sim, "/workflows", last_run_after=cut, limit=100).json()
+        assert {i["id"] for i in after["data"]} == {i["id"] for i in items
+                                                    if i["last_run_at"] >= cut}
+        naive = api_get(sim, "/workflows", last_run_after="2026-01-01T00:00:00")
+        assert naive.status_code == 422
+
+
+def test_new_workflows_appear_as_the_clock_moves() -> None:
+    config = WorldConfig(seed=5, workflows=2, runs=3, new_workflow_every_s=3600)
+    with Simulator(config) as sim:
+        late_id = sim.world.workflow_id(2)
+        assert api_get(sim, "/workflows").json()["pagination"]["total"] == 2
+        assert api_get(sim, f"/workflows/{late_id}").status_code == 404
+        sim.advance(3600)
+        listed = api_get(sim, "/workflows", limit=100).json()["data"]
+        born = next(i for i in listed if i["id"] == late_id)
+        assert born["runs_count"] == 0 and born["last_run_at"] is None
+        assert born["created_at"] > max(i["created_at"] for i in listed if i["id"] != late_id)
+        sim.advance(2 * 3600)
+        runs = all_runs(sim, late_id)
+        assert len(runs) == 2 and min(r["created_at"] for r in runs) > born["created_at"]
+
+
+def test_late_runs_show_up_after_their_created_at() -> None:
+    config = WorldConfig(seed=5, workflows=1, runs=9, late_run_every=3, late_by_s=1800)
+    with Simulator(config) as sim:
+        wf = sim.world.workflow_id(0)
+        late = [i for i in range(12) if sim.world.is_late(i)]
+        assert late == [2, 5, 8, 11]
+        # Run 8 (the 9th) was created less than 30 minutes before the initial clock: hidden
+        created_8 = sim.world.run_created_ms(0, 8)
+        sim.clock.set(created_8 + 60_000)
+        runs = all_runs(sim, wf)
+        assert [r["run_number"] for r in runs] == [8, 7, 6, 5, 4, 3, 2, 1]
+        late_run = sim.world.plan(0, 8).run_id
+        assert api_get(sim, f"/workflows/{wf}/runs/{late_run}").status_code == 404
+        sim.clock.set(created_8 + 1_800_000)
+        runs = all_runs(sim, wf)
+        assert [r["run_number"] for r in runs][:2] == [9, 8]
+        assert api_get(sim, f"/workflows/{wf}/runs/{late_run}").status_code == 200

@@ -1,0 +1,120 @@
+"""Which runs of one workflow a load reads, and with as few requests as the API allows.
+
+Per workflow, with change detection on (the default):
+
+1. nothing at all when the workflow list proves nothing changed (:meth:`RunTracker.unchanged`);
+2. when the workflow list says something new: the runs listed newest first down to the mark
+   minus the lookback (new runs, late arrivals, and the open runs among them);
+3. the runs open at the last load that step 2 did not reach: one listing filtered on the open
+   statuses when that is cheaper than reading each by id, then by id those that have ended.
+
+Every open run is handed on; ``run_steps`` fetches its steps only if it moved. Without change
+detection (``detect_changes=False``, kept to measure against) every workflow is listed and each
+open run outside the listing is read by id, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from onepin_source.client import OnepinClient
+from onepin_source.errors import OnepinNotFoundError
+from onepin_source.incremental import (
+    OPEN_RUN_STATUSES,
+    RunTracker,
+    open_runs_now,
+    workflow_fingerprint,
+)
+from onepin_source.settings import PAGE_SIZE
+
+log = logging.getLogger(__name__)
+Runs = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ListingOptions:
+    lookback: timedelta
+    since: datetime | None
+    detect_changes: bool = True
+
+
+def workflow_runs(client: OnepinClient, workflow: dict[str, Any], state: dict[str, Any],
+                  options: ListingOptions, *, chosen: Sequence[str] = (),
+                  listed: bool = True) -> Iterator[Runs]:
+    """Pages of run list items of ``workflow`` to load; the state is updated at the end.
+
+    ``chosen`` runs are read by id on every load; ``listed`` says whether the workflow's runs
+    are listed at all (a workflow named only for some of its runs is not).
+    """
+    workflow_id = workflow["id"]
+    seen: set[str] = set()  # each run once per load (offset paging shifts as runs arrive)
+    chosen_runs = [client.run(workflow_id, run_id) for run_id in dict.fromkeys(chosen)]
+    if chosen_runs:
+        yield _unseen(chosen_runs, seen)
+    if not listed:
+        return
+    tracker = RunTracker(state, lookback=options.lookback, since=options.since)
+    fingerprint = workflow_fingerprint(workflow)
+    if options.detect_changes and tracker.unchanged(fingerprint):
+        tracker.commit(fingerprint)
+        return
+    if not options.detect_changes or tracker.changed(fingerprint):
+        for page in tracker.listed(client.runs_newest_first(workflow_id)):
+            fresh = _unseen(page, seen)
+            for run in fresh:
+                tracker.loaded(run)
+            if fresh:
+                yield fresh
+    reread = _open_runs(client, workflow_id, tracker.stale_open_ids(),
+                        open_runs_now(fingerprint) if options.detect_changes else None)
+    for run in reread:
+        tracker.loaded(run)
+    if fresh_reread := _unseen(reread, seen):
+        yield fresh_reread
+    tracker.commit(fingerprint)
+
+
+def _open_runs(client: OnepinClient, workflow_id: str, stale: list[str],
+               open_now: int | None) -> Runs:
+    """The runs ``stale`` (open at the last load, not listed this time) as the API shows them.
+
+    One listing of the open runs costs ``ceil(open_now / 100)`` requests; reading by id, one per
+    run. The listing is used when it is cheaper; runs it does not return have ended (or were
+    deleted) and are read by id.
+    """
+    if not stale:
+        return []
+    still_open: dict[str, dict[str, Any]] = {}
+    if open_now and math.ceil(open_now / PAGE_SIZE) < len(stale):
+        wanted = set(stale)
+        for page in client.runs_with_status(workflow_id, OPEN_RUN_STATUSES):
+            still_open.update((run["id"], run) for run in page if run["id"] in wanted)
+    runs = []
+    for run_id in stale:
+        run = still_open.get(run_id) or _read(client, workflow_id, run_id)
+        if run is not None:
+            runs.append(run)
+    return runs
+
+
+def _read(client: OnepinClient, workflow_id: str, run_id: str) -> dict[str, Any] | None:
+    try:
+        return client.run(workflow_id, run_id)
+    except OnepinNotFoundError:
+        log.warning("run %s of workflow %s was open at the last load and is gone (404); it is "
+                    "no longer tracked", run_id, workflow_id)
+        return None
+
+
+def _unseen(runs: Runs, seen: set[str]) -> Runs:
+    fresh = []
+    for run in runs:
+        if run["id"] not in seen:
+            seen.add(run["id"])
+            fresh.append(run)
+    return fresh
