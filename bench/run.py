@@ -244,6 +244,42 @@ def incremental(work: Path, latency_ms: float, concurrency: int, workflows: int
     return measures, kinds, figures
 
 
+# ---- Parquet: reading after many loads, and after a compaction ------------------------------
+def _query_s(parquet_dir: Path, repeats: int = 5) -> float:
+    from onepin_etl import analysis
+
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        analysis.failure_rates(parquet_dir=parquet_dir)
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2]
+
+
+def parquet_compaction(work: Path, loads: int) -> dict[str, Any]:
+    """``analysis.failure_rates`` over a Parquet folder after 1 load, after ``loads`` loads one
+    simulated hour apart, and after ``onepin-etl compact`` (median of 5 each)."""
+    from onepin_etl import Target, load
+    from onepin_etl.compaction import compact
+
+    console.print(f"[bold]Parquet: 20 workflows, {loads} loads an hour apart, then compact[/]")
+    target = Target("parquet", parquet_dir=str(work / "pq"), pipelines_dir=str(work / "pq_pl"))
+    figures: dict[str, Any] = {"loads": loads}
+    with Simulator(WorldConfig(seed=5, workflows=20, runs=24, nodes=8)) as sim:
+        for n in range(1, loads + 1):
+            load(target, api_key=sim.api_key, base_url=sim.base_url)
+            if n == 1:
+                figures["after_1_s"] = round(_query_s(work / "pq"), 3)
+            sim.advance(3600)
+    figures["files"] = len(list((work / "pq").rglob("*.parquet")))
+    figures[f"after_{loads}_s"] = round(_query_s(work / "pq"), 3)
+    compact(target)
+    figures["after_compaction_s"] = round(_query_s(work / "pq"), 3)
+    figures["compacted_vs_first"] = round(figures["after_compaction_s"] / figures["after_1_s"], 2)
+    console.print(f"  {figures}")
+    return figures
+
+
 # ---- the run ---------------------------------------------------------------------------------
 @click.command()
 @click.option("--latency-ms", type=float, default=25.0, show_default=True)
@@ -318,6 +354,7 @@ def main(latency_ms: float, workflows: int, runs: int, nodes: int, concurrency: 
         inc_measures, results["changes"], results["incremental"] = incremental(
             work, incremental_latency_ms, concurrency, incremental_workflows)
         measures.update(inc_measures)
+        results["compaction"] = parquet_compaction(work, 10 if quick else 60)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -397,6 +434,14 @@ def markdown(results: dict[str, Any]) -> str:
                      f"{c['runs_ended']} | {c['open_runs_with_steps_moved']} | {c['requests']} | "
                      f"{c.get('workflows', 0)} | {c.get('runs', 0)} | {c.get('run', 0)} | "
                      f"{c.get('steps', 0)} |")
+    comp = results["compaction"]
+    n = comp["loads"]
+    lines += ["", "| Parquet folder, `analysis.failure_rates` (median of 5) | s |", "|---|---:|",
+              f"| after 1 load | {comp['after_1_s']} |",
+              f"| after {n} loads an hour apart ({comp['files']} files) | "
+              f"{comp[f'after_{n}_s']} |",
+              f"| after `onepin-etl compact` (÷ after 1 load: {comp['compacted_vs_first']}×) | "
+              f"{comp['after_compaction_s']} |"]
     mach = results["machine"]
     cfg = results["config"]
     lines += ["", f"Measured {results['started']} UTC on {mach['cores']} cores "

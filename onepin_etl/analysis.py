@@ -126,14 +126,16 @@ def _open_parquet(root: str, dataset: str) -> tuple[duckdb.DuckDBPyConnection, d
             raise NoDataError(f"no Parquet files for {', '.join(missing)} under {base}: run "
                               "'onepin-etl load --destination parquet' first")
     con = duckdb.connect()
-    views = {
-        "workflows": LATEST_BY_ID.format(path=f"{base}/workflows"),
-        "runs": LATEST_BY_ID.format(path=f"{base}/runs"),
-        "run_steps": LATEST_STEPS.format(path=f"{base}/run_steps"),
-    }
-    for name, body in views.items():
-        con.execute(f"create temp view {name} as {body}")
+    for table in TABLES:
+        files = _sql_str(f"{base}/{table}/*.parquet")
+        con.execute(f"create temp view {table} as {latest_sql(table, files)}")
     return con, {t: t for t in TABLES}
+
+
+def latest_sql(table: str, files: str) -> str:
+    """The latest loaded version of each row of ``table`` in ``files`` (a ``read_parquet``
+    argument: a quoted glob or a list), as readers of an append-only Parquet folder see it."""
+    return (LATEST_STEPS if table == "run_steps" else LATEST_BY_ID).format(files=files)
 
 
 def query(sql: str, **where: Any) -> pd.DataFrame:

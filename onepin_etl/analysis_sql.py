@@ -149,12 +149,12 @@ VIEWS: dict[str, str] = {
 LATEST_BY_ID = """
 select * exclude (_rank) from (
     select *, row_number() over (partition by id order by _dlt_load_id desc) as _rank
-    from read_parquet('{path}/*.parquet', union_by_name = true)
+    from read_parquet({files}, union_by_name = true)
 ) where _rank = 1
 """
 
 LATEST_STEPS = """
-with files as (select * from read_parquet('{path}/*.parquet', union_by_name = true))
+with files as (select * from read_parquet({files}, union_by_name = true))
 select f.* from files f
 join (select run_id, max(_dlt_load_id) as load_id from files group by run_id) latest
   on latest.run_id = f.run_id and latest.load_id = f._dlt_load_id

@@ -306,6 +306,34 @@ def status(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
 
 
 @main.command()
+@click.option("--parquet-dir", default=DEFAULT_PARQUET_DIR, show_default=True,
+              help="The Parquet folder to compact.")
+@click.option("--dataset", default=DEFAULT_DATASET, show_default=True)
+@click.option("--pipeline-name", help="dlt pipeline name that loads the folder (for its lock).")
+@click.option("--pipelines-dir", type=click.Path(file_okay=False),
+              help="dlt's working folder (for the lock).")
+@click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=0, show_default=True,
+              metavar="SECONDS", help="If a load is running, wait this long, then exit 7.")
+@user_errors
+def compact(parquet_dir: str, dataset: str, pipeline_name: str | None,
+            pipelines_dir: str | None, wait_s: float) -> None:
+    """Rewrite a Parquet folder to the latest version of each row: one file per table."""
+    from onepin_etl.compaction import compact as run
+    from onepin_etl.pipeline import pipeline_lock
+
+    target = Target("parquet", parquet_dir=parquet_dir, dataset=dataset,
+                    pipeline_name=pipeline_name, pipelines_dir=pipelines_dir)
+    with pipeline_lock(target, wait_s=wait_s):
+        for done in run(target):
+            if done.rows < 0:
+                out.out(f"{done.table}: {done.files_before} file(s), nothing to do",
+                        highlight=False)
+            else:
+                out.out(f"{done.table}: {done.files_before} files -> 1 ({done.rows} rows)",
+                        highlight=False)
+
+
+@main.command()
 @target_options
 @click.argument("query")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]),

@@ -87,6 +87,8 @@ class Target:
         """Refuse what cannot work, before any request: a DuckDB file whose stem equals the
         dataset name (DuckDB cannot tell them apart: "Ambiguous reference to catalog or
         schema") or in a folder that does not exist."""
+        if self.destination not in ("duckdb", "parquet"):
+            _check_dlt_destination(self.destination)
         if self.destination != "duckdb":
             return
         path = Path(self.duckdb_path)
@@ -112,6 +114,18 @@ class Target:
     def file_format(self) -> str | None:
         """Parquet files for the parquet destination (dlt's filesystem default is JSONL)."""
         return "parquet" if self.destination == "parquet" else None
+
+
+def _check_dlt_destination(name: str) -> None:
+    """Any other destination must be one dlt knows (by type, or by name configured in .dlt/)."""
+    from dlt.common.destination import Destination
+    from dlt.common.destination.exceptions import UnknownDestinationModule
+
+    try:
+        Destination.from_reference(name)
+    except UnknownDestinationModule:
+        raise ConfigError(f"unknown destination {name!r}: use duckdb (the default) or parquet, "
+                          "or the name of a dlt destination (postgres, ducklake, ...)") from None
 
 
 def duckdb_destination(path: str | Path) -> Any:

@@ -257,8 +257,7 @@ def list_workflows(req: Request) -> dict[str, Any]:
         raise _invalid("last_run_after", "must not be after last_run_before")
     include = req.boolean("include_definition", False)
     has_failed = req.boolean("has_failed_run", False) if req.one("has_failed_run") else None
-    items = [_workflow(req, wf, definition=include)
-             for wf in range(req.world.workflow_count(req.now_ms))]
+    items = _all_workflows(req, include)
     if status:
         items = [i for i in items if _workflow_status(i) == status]
     if search:
@@ -272,6 +271,20 @@ def list_workflows(req: Request) -> dict[str, Any]:
                  (before is None or parse_iso_ms(i["last_run_at"]) <= before)]  # type: ignore[operator]
     items = _sort_workflows(req, items)
     return _paged(req, items[offset: offset + limit], len(items), offset, limit)
+
+
+def _all_workflows(req: Request, include: bool) -> list[dict[str, Any]]:
+    """Every workflow's list item at this instant. The world only changes when the clock
+    moves, so the items are kept for the current instant: paging through 1,000 workflows
+    costs the server one computation, not one per page (the real API has no such cost)."""
+    memo = req.world.listing_memo
+    key = (req.now_ms, include)
+    if key not in memo:
+        if any(now != req.now_ms for now, _ in memo):
+            memo.clear()
+        memo[key] = [_workflow(req, wf, definition=include)
+                     for wf in range(req.world.workflow_count(req.now_ms))]
+    return [dict(item) for item in memo[key]]
 
 
 def _sort_workflows(req: Request, items: list[dict[str, Any]]) -> list[dict[str, Any]]:

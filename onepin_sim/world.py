@@ -180,6 +180,8 @@ class World:
         self.nodes = functools.lru_cache(maxsize=None)(self._make_nodes)
         # Step ids the API no longer returns: upstream deletions, set by tests.
         self.hidden_steps: set[str] = set()
+        # The workflow list items at the current instant (see api._all_workflows).
+        self.listing_memo: dict[tuple[int, bool], list[dict[str, Any]]] = {}
 
     # ---- workflows ---------------------------------------------------------------------------
     def workflow_id(self, wf: int) -> str:

@@ -56,6 +56,7 @@ class RequestLimiter:
     def release(self, status: int | None, retry_after_s: float | None = None) -> None:
         with self._cond:
             self.in_flight -= 1
+            freed = 1
             if status == 429:
                 self._on_429(retry_after_s if retry_after_s is not None else 1.0)
             elif status is not None and status < 400:
@@ -63,7 +64,11 @@ class RequestLimiter:
                 if self._successes >= self.limit and self.limit < self.max_limit:
                     self.limit += 1
                     self._successes = 0
-            self._cond.notify_all()
+                    freed = 2
+            # Wake as many waiters as slots were freed, not all of them: with several batches'
+            # worker pools waiting, waking every thread on every answer costs more than the
+            # requests. A waiter that finds a pause waits it out with a timeout.
+            self._cond.notify(freed)
 
     def _on_429(self, retry_after_s: float) -> None:
         now = self._clock()

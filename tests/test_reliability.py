@@ -156,3 +156,25 @@ def test_unexpected_bodies_name_the_endpoint_and_request_id(body: bytes, expecte
     with pytest.raises(OnepinApiError) as raised:
         client._data(_response(200, body), "/workflows")
     assert str(raised.value) == expected
+
+
+def test_unknown_destination_is_a_usage_error(sim: Simulator, cli: Any) -> None:
+    result = cli("load", "--destination", "nosuch", expect=2)
+    assert result.output.strip() == ("error: unknown destination 'nosuch': use duckdb (the "
+                                     "default) or parquet, or the name of a dlt destination "
+                                     "(postgres, ducklake, ...)")
+    assert sim.stats.snapshot()["total"] == 0
+
+
+def test_missing_duckdb_folder_is_said_at_once(sim: Simulator, cli: Any, workdir: Path) -> None:
+    result = cli("load", "--duckdb-path", "missing/dir/x.duckdb", expect=2)
+    assert result.output.strip() == (f"error: folder '{workdir / 'missing' / 'dir'}' of "
+                                     "--duckdb-path does not exist; create it or choose another "
+                                     "path")
+    assert sim.stats.snapshot()["total"] == 0
+
+
+def test_unreachable_api_names_the_base_url(cli: Any) -> None:
+    result = cli("load", ONEPIN_BASE_URL="http://127.0.0.1:9", expect=4)
+    assert result.output.strip().startswith("error: cannot reach the Onepin API at "
+                                            "http://127.0.0.1:9 (/workflows): ConnectionError")
