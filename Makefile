@@ -26,7 +26,7 @@ test: lint  ## lint, type-check and the fast test suite (what CI runs)
 test-slow: install  ## the full fault and SIGKILL crash matrices, a quick benchmark (~4 min)
 	$(VENV)/bin/pytest -m slow
 
-bench: install  ## the benchmark (~6 min; not part of the tests): README "Performance"
+bench: install  ## the benchmark (~20 min; not part of the tests): README "Performance"
 	$(PY) -m bench.run
 
 clean:

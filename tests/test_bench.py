@@ -19,8 +19,17 @@ def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert set(results["measures"]) == {"project", "reload", "naive", "faults", "arrow",
-                                        "arrow_again", "dicts", "raw"}
+    assert set(results["measures"]) == {
+        "project", "reload", "naive", "faults", "arrow", "arrow_again", "dicts", "raw",
+        "inc_first_earlier", "inc_first_changes", "inc_unchanged_earlier",
+        "inc_unchanged_changes"}
+    incremental = results["incremental"]
+    assert incremental["unchanged_requests"] < incremental["unchanged_requests_earlier"]
+    assert [c["change"] for c in results["changes"]] == [
+        "nothing", "the next new run", "the next open run ends"]
+    nothing = results["changes"][0]
+    assert (nothing["new_runs"], nothing.get("steps", 0)) == (0, 0)
+    assert results["compaction"]["files"] == 3 * results["compaction"]["loads"]
     steps = results["measures"]["project"]["rows"]["run_steps"]
     assert steps > 0
     for name in ("naive", "faults"):
