@@ -21,6 +21,7 @@ import pandas as pd
 
 from onepin_etl import analysis, charts, health
 from onepin_etl.destinations import Target
+from onepin_etl.report import cell_text
 from onepin_etl.status import completed_loads
 
 TEMPLATE = "report.html.j2"
@@ -70,7 +71,7 @@ def write_page(path: str | Path, html: str) -> Path:
 
 def table_of(name: str, frame: pd.DataFrame) -> Table:
     question = analysis.QUESTIONS[name]
-    rows = [[(_raw(value), _text(column, value)) for column, value in zip(frame.columns, row,
+    rows = [[(_raw(value), cell_text(column, value)) for column, value in zip(frame.columns, row,
                                                                          strict=True)]
             for row in frame.itertuples(index=False)]
     return Table(name, question.title, [str(c) for c in frame.columns], rows)
@@ -80,16 +81,6 @@ def _raw(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return repr(float(value)) if isinstance(value, float) else str(value)
-
-
-def _text(column: str, value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if column.endswith("rate"):
-        return f"{value:.1%}"
-    if isinstance(value, float):
-        return f"{value:,.2f}".rstrip("0").rstrip(".")
-    return str(value)
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:

@@ -52,11 +52,14 @@ def render(sections: dict[str, pd.DataFrame], fmt: str, console: Console) -> Non
             console.print(_rich_table(title, frame))
 
 
-def _cell(column: str, value: Any) -> str:
+def cell_text(column: str, value: Any) -> str:
+    """A value as a person reads it: rates as percentages, floats to two decimals, – for none."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if column.endswith("rate"):
         return f"{value:.1%}"
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
     return str(value)
 
 
@@ -66,7 +69,8 @@ def _markdown(frame: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(frame.columns) + " |",
              "|" + "|".join("---" for _ in frame.columns) + "|"]
     for row in frame.itertuples(index=False):
-        cells = (_cell(c, v).replace("|", "\\|") for c, v in zip(frame.columns, row, strict=True))
+        cells = (cell_text(c, v).replace("|", "\\|")
+                 for c, v in zip(frame.columns, row, strict=True))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -78,7 +82,7 @@ def _rich_table(title: str, frame: pd.DataFrame) -> Table:
         table.add_column(column, justify="right" if numeric else "left",
                          overflow="fold", max_width=48)
     for row in frame.itertuples(index=False):
-        table.add_row(*(_cell(c, v) for c, v in zip(frame.columns, row, strict=True)))
+        table.add_row(*(cell_text(c, v) for c, v in zip(frame.columns, row, strict=True)))
     if frame.empty:
         table.caption = "none"
     return table
