@@ -40,6 +40,9 @@ from onepin_sim.world import TERMINAL
 from onepin_source.settings import DEFAULT_CONCURRENCY
 
 console = Console()
+# The requests-per-change table: what changed, then the requests by endpoint kind.
+CHANGE_COLUMNS = ("change", "advanced_s", "new_runs", "runs_ended", "open_runs_with_steps_moved",
+                  "requests", "workflows", "runs", "run", "steps")
 FAULTS = {"share_429": 0.05, "retry_after_s": 1, "share_5xx": 0.05, "seed": 42}
 
 
@@ -395,6 +398,12 @@ def _rate(rows_per_s: int) -> str:
     return f"{rows_per_s:,}" if rows_per_s else "–"
 
 
+def _two_columns(header: tuple[str, str], rows: list[tuple[str, str]]) -> list[str]:
+    """A blank line, then a two-column Markdown table (the value column right-aligned)."""
+    return ["", f"| {header[0]} | {header[1]} |", "|---|---:|",
+            *(f"| {name} | {value} |" for name, value in rows)]
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The README's table: every job, then the figures, then the machine."""
     lines = ["| job | wall s | steps in table | steps/s | requests | peak RSS MB |",
@@ -404,44 +413,39 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {m['name']} | {m['wall_s']:.1f} | {m['rows'].get('run_steps', 0):,} | "
                      f"{_rate(m['rows_per_s'])} | {requests_made} | {m['peak_rss_mb']:.0f} |")
     f = results["figures"]
-    lines += ["", "| figure | value |", "|---|---:|",
-              f"| speed-up over dlt `rest_api` | {f['speedup_vs_naive']}× |",
-              f"| full load ÷ lower bound ({f['lower_bound_fetch_s']} s fetching + "
-              f"{f['lower_bound_load_s']} s raw insert) | {f['project_vs_lower_bound']}× |",
-              f"| unchanged re-load: requests, time ÷ full load | {f['reload_requests']}, "
-              f"{f['reload_vs_full_time']} |",
-              f"| slow-down with 5% 429 + 5% 5xx (tables identical: "
-              f"{results['faults_tables_identical']}) | {f['fault_slowdown']}× |",
-              f"| Arrow rows, no network (shape + normalize + load) | "
-              f"{f['arrow_rows_per_s']:,} steps/s, peak {f['arrow_peak_rss_mb']:.0f} MB |",
-              f"| Arrow ÷ dict rows; raw insert ÷ Arrow | {f['arrow_vs_dicts']}×; "
-              f"{f['raw_vs_arrow']}× |",
-              f"| 5,000 steps of loaded runs again, into the big table | "
-              f"{f['small_load_into_big_table_s']} s |"]
+    lines += _two_columns(("figure", "value"), [
+        ("speed-up over dlt `rest_api`", f"{f['speedup_vs_naive']}×"),
+        (f"full load ÷ lower bound ({f['lower_bound_fetch_s']} s fetching + "
+         f"{f['lower_bound_load_s']} s raw insert)", f"{f['project_vs_lower_bound']}×"),
+        ("unchanged re-load: requests, time ÷ full load",
+         f"{f['reload_requests']}, {f['reload_vs_full_time']}"),
+        (f"slow-down with 5% 429 + 5% 5xx (tables identical: "
+         f"{results['faults_tables_identical']})", f"{f['fault_slowdown']}×"),
+        ("Arrow rows, no network (shape + normalize + load)",
+         f"{f['arrow_rows_per_s']:,} steps/s, peak {f['arrow_peak_rss_mb']:.0f} MB"),
+        ("Arrow ÷ dict rows; raw insert ÷ Arrow", f"{f['arrow_vs_dicts']}×; {f['raw_vs_arrow']}×"),
+        ("5,000 steps of loaded runs again, into the big table",
+         f"{f['small_load_into_big_table_s']} s")])
     inc = results["incremental"]
-    lines += ["", "| incremental loads, earlier algorithm → change detection | value |",
-              "|---|---:|",
-              f"| first load: speed-up (fetching floor at this many requests) | "
-              f"{inc['first_load_speedup']}× ({inc['first_load_floor_s']} s) |",
-              f"| unchanged re-load: speed-up | {inc['unchanged_speedup']}× |",
-              f"| unchanged re-load: requests | {inc['unchanged_requests_earlier']} → "
-              f"{inc['unchanged_requests']} |",
-              "", "| change since the last load | new runs | runs ended | open runs whose "
+    lines += _two_columns(("incremental loads, earlier algorithm → change detection", "value"), [
+        ("first load: speed-up (fetching floor at this many requests)",
+         f"{inc['first_load_speedup']}× ({inc['first_load_floor_s']} s)"),
+        ("unchanged re-load: speed-up", f"{inc['unchanged_speedup']}×"),
+        ("unchanged re-load: requests",
+         f"{inc['unchanged_requests_earlier']} → {inc['unchanged_requests']}")])
+    lines += ["", "| change since the last load | new runs | runs ended | open runs whose "
               "steps moved | requests | workflows | runs lists | run reads | steps |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for c in results["changes"]:
-        lines.append(f"| {c['change']} (+{c['advanced_s']} s) | {c['new_runs']} | "
-                     f"{c['runs_ended']} | {c['open_runs_with_steps_moved']} | {c['requests']} | "
-                     f"{c.get('workflows', 0)} | {c.get('runs', 0)} | {c.get('run', 0)} | "
-                     f"{c.get('steps', 0)} |")
+        counts = " | ".join(str(c.get(k, 0)) for k in CHANGE_COLUMNS[2:])
+        lines.append(f"| {c['change']} (+{c['advanced_s']} s) | {counts} |")
     comp = results["compaction"]
     n = comp["loads"]
-    lines += ["", "| Parquet folder, `analysis.failure_rates` (median of 5) | s |", "|---|---:|",
-              f"| after 1 load | {comp['after_1_s']} |",
-              f"| after {n} loads an hour apart ({comp['files']} files) | "
-              f"{comp[f'after_{n}_s']} |",
-              f"| after `onepin-etl compact` (÷ after 1 load: {comp['compacted_vs_first']}×) | "
-              f"{comp['after_compaction_s']} |"]
+    lines += _two_columns(("Parquet folder, `analysis.failure_rates` (median of 5)", "s"), [
+        ("after 1 load", str(comp["after_1_s"])),
+        (f"after {n} loads an hour apart ({comp['files']} files)", str(comp[f"after_{n}_s"])),
+        (f"after `onepin-etl compact` (÷ after 1 load: {comp['compacted_vs_first']}×)",
+         str(comp["after_compaction_s"]))])
     mach = results["machine"]
     cfg = results["config"]
     lines += ["", f"Measured {results['started']} UTC on {mach['cores']} cores "
@@ -476,12 +480,10 @@ def print_tables(results: dict[str, Any]) -> None:
         ratios.add_row(f"incremental {name}", str(value))
     console.print(ratios)
     changes = Table(title="requests per kind of change (change detection)")
-    columns = ("change", "advanced_s", "new_runs", "runs_ended", "open_runs_with_steps_moved",
-               "requests", "workflows", "runs", "run", "steps")
-    for column in columns:
+    for column in CHANGE_COLUMNS:
         changes.add_column(column)
     for change in results["changes"]:
-        changes.add_row(*(str(change.get(c, 0)) for c in columns))
+        changes.add_row(*(str(change.get(c, 0)) for c in CHANGE_COLUMNS))
     console.print(changes)
 
 

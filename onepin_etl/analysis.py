@@ -152,6 +152,9 @@ class Question:
     sql: str  # over the analysis views; ``{top}`` is the number of rows
 
 
+# The slowest nodes' order, shared by the question and the health page's duration chart.
+SLOWEST_FIRST = "order by p95_ms desc, workflow_name, node_id"
+
 QUESTIONS: dict[str, Question] = {
     "workflows": Question("Runs per workflow", """
         select workflow_name as workflow, total_runs as runs, completed, failed, cancelled,
@@ -164,7 +167,7 @@ QUESTIONS: dict[str, Question] = {
                round(p50_ms / 1000, 2) as p50_s, round(p95_ms / 1000, 2) as p95_s,
                round(max_ms / 1000, 2) as max_s
         from node_stats where p95_ms is not null
-        order by p95_ms desc, workflow_name, node_id limit {top}"""),
+        """ + SLOWEST_FIRST + " limit {top}"),
     "failing_nodes": Question("Most failing nodes", """
         select workflow_name as workflow, node_display_name as node, node_type, failed,
                completed, failure_rate, top_error

@@ -59,8 +59,8 @@ def _drop_attribute(tag: str, name: str) -> str:
 
 
 def _figure(width: float, height: float) -> tuple[Figure, Any]:
-    with plt.rc_context(_STYLE):
-        fig, ax = plt.subplots(figsize=(width, height))
+    """A figure and its axes; callers draw and save inside ``plt.rc_context(_STYLE)``."""
+    fig, ax = plt.subplots(figsize=(width, height))
     return fig, ax
 
 

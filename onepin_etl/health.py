@@ -133,11 +133,14 @@ def run_checks(con: duckdb.DuckDBPyConnection, config: CheckConfig) -> HealthRep
     group_keys = ["workflow_id", "node_id"] if config.by == "node" else ["node_type"]
     groups = 0
     tests: list[_Tested] = []
+    # Each baseline group once (not the whole baseline filtered again for every node)
+    baselines = dict(iter(baseline.groupby(group_keys, dropna=False)))
+    empty = baseline.iloc[0:0]
     for key, now_group in recent.groupby(group_keys, dropna=False):
         groups += 1
         label = now_group.iloc[0][keys].tolist()
         subject = (label[0], label[1]) if config.by == "node" else (None, label[0])
-        before = baseline[_matches(baseline, group_keys, key)]
+        before = baselines.get(key, empty)
         findings += _thresholds(now_group, config, subject)
         if config.regressions:
             tests += _regression_tests(now_group, before, config, subject)
@@ -156,14 +159,6 @@ def _steps(con: duckdb.DuckDBPyConnection, config: CheckConfig) -> pd.DataFrame:
         """, [start, config.as_of]).df()
     frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True)
     return frame
-
-
-def _matches(frame: pd.DataFrame, columns: list[str], key: Any) -> Any:
-    values = key if isinstance(key, tuple) else (key,)
-    mask = np.ones(len(frame), dtype=bool)
-    for column, value in zip(columns, values, strict=True):
-        mask &= (frame[column] == value).to_numpy()
-    return mask
 
 
 def _newest_run(con: duckdb.DuckDBPyConnection) -> datetime | None:

@@ -47,14 +47,13 @@ def build_page(target: Target, *, top: int = 10, filters: analysis.Filters | Non
         answers = {name: analysis.ask(con, name, top) for name in analysis.QUESTIONS}
         report = health.run_checks(con, checks)
         charts_svg = _charts(con, top)
-        newest = _scalar(con, "select max(created_at) from runs")
     tables = {name: table_of(name, frame) for name, frame in answers.items()}
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("onepin_etl", "templates"),
         autoescape=True, trim_blocks=True, lstrip_blocks=True)
     return environment.get_template(TEMPLATE).render(
         generated_at=_when(generated_at or datetime.now(UTC)), location=target.location,
-        dataset=target.dataset, newest_run=_when(newest), loads=_last_loads(target),
+        dataset=target.dataset, newest_run=_when(report.newest_run_at), loads=_last_loads(target),
         tables=tables, charts=charts_svg, checks=report,
         window=health.span_text(checks.window),
         titles={name: q.title for name, q in analysis.QUESTIONS.items()})
@@ -83,11 +82,6 @@ def _raw(value: Any) -> str:
     return repr(float(value)) if isinstance(value, float) else str(value)
 
 
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
-    row = con.execute(sql).fetchone()
-    return row[0] if row else None
-
-
 def _when(value: Any) -> str | None:
     if not isinstance(value, datetime):
         return None
@@ -108,7 +102,7 @@ def _charts(con: duckdb.DuckDBPyConnection, top: int) -> dict[str, str]:
     slow = con.execute(f"""
         select workflow_id, node_id, workflow_name || ' / ' || node_display_name as label
         from node_stats where p95_ms is not null
-        order by p95_ms desc, workflow_name, node_id limit {int(top)}""").df()
+        {analysis.SLOWEST_FIRST} limit {int(top)}""").df()
     if not slow.empty:
         con.register("slowest", slow)
         steps = con.execute("""
