@@ -3,7 +3,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow lint bench clean
+# Shared destinations need DuckDB 1.4.4 (its extensions install offline): a second environment.
+VENV_SHARED ?= .venv-shared
+SHARED_STAMP := $(VENV_SHARED)/.installed
+
+.PHONY: install install-shared demo test test-fast test-shared test-slow lint bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,6 +17,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# moto pulls the newest boto3; botocore stays at the version s3fs's aiobotocore accepts.
+$(SHARED_STAMP): pyproject.toml
+	python3 -m venv $(VENV_SHARED)
+	$(VENV_SHARED)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV_SHARED)/bin/python -m pip install --quiet -e ".[etl,shared]"
+	$(VENV_SHARED)/bin/python -m pip freeze | grep -i '^botocore==' > $(VENV_SHARED)/constraints.txt
+	$(VENV_SHARED)/bin/python -m pip install --quiet -c $(VENV_SHARED)/constraints.txt \
+		-e ".[etl,shared,shared-test]"
+	touch $(SHARED_STAMP)
+
+install-shared: $(SHARED_STAMP)
+
 demo: install  ## simulator + load into DuckDB + load again incrementally + report
 	$(VENV)/bin/onepin-etl demo
 
@@ -20,14 +36,22 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: lint  ## lint, type-check and the fast test suite (what CI runs)
+test: lint  ## lint, type-check, the fast suite and the shared destinations' suite (what CI runs)
 	$(VENV)/bin/pytest
+	$(MAKE) test-shared
+
+test-fast: lint  ## lint, type-check and the fast suite only (no PostgreSQL, S3 or DuckLake)
+	$(VENV)/bin/pytest
+
+test-shared: install-shared  ## DuckLake, PostgreSQL and Parquet in S3 against real servers
+	$(VENV_SHARED)/bin/pytest -m shared
 
 test-slow: install  ## the full fault and SIGKILL crash matrices, a quick benchmark (~4 min)
 	$(VENV)/bin/pytest -m slow
 
-bench: install  ## the benchmark (~20 min; not part of the tests): README "Performance"
+bench: install install-shared  ## the benchmarks (~25 min; not part of the tests): README "Performance", "Shared destinations"
 	$(PY) -m bench.run
+	$(VENV_SHARED)/bin/python -m bench.shards
 
 clean:
-	rm -rf $(VENV) onepin_etl.duckdb onepin_data demo_output .pytest_cache .mypy_cache
+	rm -rf $(VENV) $(VENV_SHARED) onepin_etl.duckdb onepin_data demo_output .pytest_cache .mypy_cache

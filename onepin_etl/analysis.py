@@ -1,4 +1,5 @@
-"""Read-only analysis over a DuckDB file or a Parquet folder: views and pandas answers.
+"""Read-only analysis over a DuckDB file, a Parquet folder or bucket, a DuckLake or PostgreSQL:
+views and pandas answers.
 
     from onepin_etl import analysis
     with analysis.connect(duckdb_path="onepin_etl.duckdb") as con:
@@ -13,7 +14,7 @@ load is not locked out for longer than a query.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from onepin_etl import remote
 from onepin_etl.analysis_sql import LATEST_BY_ID, LATEST_STEPS, VIEWS
 from onepin_etl.settings import DEFAULT_DATASET
 from onepin_source.errors import ConfigError
@@ -67,39 +69,55 @@ def _bases(tables: dict[str, str], filters: Filters) -> dict[str, str]:
     return {"workflows": tables["workflows"], "runs": runs, "steps": steps}
 
 
+def view_definitions(tables: dict[str, str], *, filters: Filters | None = None,
+                     schema: str | None = None) -> dict[str, str]:
+    """Each view's name (in ``schema``, if given) and its query over ``tables``, in dependency
+    order."""
+    bases = _bases(tables, filters or Filters())
+    bases["step_durations"] = f"{schema}.step_durations" if schema else "step_durations"
+    return {f"{schema}.{name}" if schema else name: template.format(**bases)
+            for name, template in VIEWS.items()}
+
+
+def dataset_tables(dataset: str) -> dict[str, str]:
+    """The loaded tables of ``dataset`` by name."""
+    return {t: f'"{dataset}"."{t}"' for t in TABLES}
+
+
 def create_views(con: duckdb.DuckDBPyConnection, tables: dict[str, str], *,
                  filters: Filters | None = None, schema: str | None = None) -> None:
     """Create the analysis views over ``tables`` (temporary unless a schema is given)."""
-    bases = _bases(tables, filters or Filters())
-    bases["step_durations"] = f"{schema}.step_durations" if schema else "step_durations"
     kind = "view" if schema else "temp view"
-    for name, template in VIEWS.items():
-        target = f"{schema}.{name}" if schema else name
-        con.execute(f"create or replace {kind} {target} as {template.format(**bases)}")
+    for name, sql in view_definitions(tables, filters=filters, schema=schema).items():
+        con.execute(f"create or replace {kind} {name} as {sql}")
 
 
 def persist_views(con: duckdb.DuckDBPyConnection, dataset: str) -> None:
-    """Create (or replace) the views inside a loaded DuckDB dataset for analysts' SQL."""
-    create_views(con, {t: f'"{dataset}"."{t}"' for t in TABLES}, schema=f'"{dataset}"')
+    """Create (or replace) the views inside a loaded DuckDB dataset or DuckLake for analysts'
+    SQL."""
+    create_views(con, dataset_tables(dataset), schema=f'"{dataset}"')
 
 
 @contextmanager
 def connect(*, duckdb_path: str | Path | None = None, parquet_dir: str | Path | None = None,
-            dataset: str = DEFAULT_DATASET,
+            destination: str | None = None, dataset: str = DEFAULT_DATASET,
             filters: Filters | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A DuckDB connection with the analysis views, over a DuckDB file or a Parquet folder."""
-    if (duckdb_path is None) == (parquet_dir is None):
-        raise ConfigError("give exactly one of duckdb_path or parquet_dir")
-    if duckdb_path is not None:
-        con, tables = _open_duckdb(Path(duckdb_path), dataset)
-    else:
-        con, tables = _open_parquet(str(parquet_dir), dataset)
-    try:
+    """A DuckDB connection with the analysis views, over a DuckDB file, a Parquet folder or
+    bucket, or a shared destination (``destination="ducklake"`` or ``"postgres"``, configured
+    the dlt way: :mod:`onepin_etl.remote`)."""
+    if sum(x is not None for x in (duckdb_path, parquet_dir, destination)) != 1:
+        raise ConfigError("give exactly one of duckdb_path, parquet_dir or destination")
+    with ExitStack() as stack:
+        if duckdb_path is not None:
+            con, tables = _open_duckdb(Path(duckdb_path), dataset)
+            stack.callback(con.close)
+        elif parquet_dir is not None:
+            con, tables = _open_parquet(str(parquet_dir), dataset, stack)
+        else:
+            con, tables = _open_shared(str(destination), dataset, stack)
         con.execute("set TimeZone = 'UTC'")
         create_views(con, tables, filters=filters)
         yield con
-    finally:
-        con.close()
 
 
 def _open_duckdb(path: Path, dataset: str) -> tuple[duckdb.DuckDBPyConnection, dict[str, str]]:
@@ -115,21 +133,52 @@ def _open_duckdb(path: Path, dataset: str) -> tuple[duckdb.DuckDBPyConnection, d
         con.close()
         raise NoDataError(f"{path} has no loaded Onepin data in dataset {dataset!r}: run "
                           "'onepin-etl load' first")
-    return con, {t: f'"{dataset}"."{t}"' for t in TABLES}
+    return con, dataset_tables(dataset)
 
 
-def _open_parquet(root: str, dataset: str) -> tuple[duckdb.DuckDBPyConnection, dict[str, str]]:
+def _open_parquet(root: str, dataset: str, stack: ExitStack
+                  ) -> tuple[duckdb.DuckDBPyConnection, dict[str, str]]:
+    """An in-memory database whose schema ``dataset`` has a view per table: the latest version
+    of each row in the files (so ``onepin.runs`` reads as it does in a DuckDB file)."""
     base = f"{root.rstrip('/')}/{dataset}"
-    if "://" not in root:
-        missing = [t for t in TABLES if not list(Path(base, t).glob("*.parquet"))]
-        if missing:
-            raise NoDataError(f"no Parquet files for {', '.join(missing)} under {base}: run "
-                              "'onepin-etl load --destination parquet' first")
-    con = duckdb.connect()
+    if "://" in root:
+        con = stack.enter_context(remote.read_bucket(root))
+        found = {t for t in TABLES if con.execute(
+            "select count(*) from glob(?)", [f"{base}/{t}/*.parquet"]).fetchall()[0][0]}
+    else:
+        con = duckdb.connect()
+        stack.callback(con.close)
+        found = {t for t in TABLES if list(Path(base, t).glob("*.parquet"))}
+    missing = [t for t in TABLES if t not in found]
+    if missing:
+        raise NoDataError(f"no Parquet files for {', '.join(missing)} under {base}: run "
+                          "'onepin-etl load --destination parquet' first")
+    tables = dataset_tables(dataset)
+    con.execute(f'create schema "{dataset}"')
     for table in TABLES:
         files = _sql_str(f"{base}/{table}/*.parquet")
-        con.execute(f"create temp view {table} as {latest_sql(table, files)}")
-    return con, {t: t for t in TABLES}
+        con.execute(f"create view {tables[table]} as {latest_sql(table, files)}")
+    con.execute(f"set search_path = {_sql_str(dataset)}")
+    return con, tables
+
+
+def _open_shared(destination: str, dataset: str, stack: ExitStack
+                 ) -> tuple[duckdb.DuckDBPyConnection, dict[str, str]]:
+    """A DuckLake or PostgreSQL, attached and in use (:mod:`onepin_etl.remote`)."""
+    if destination == "ducklake":
+        con = stack.enter_context(remote.read_ducklake(dataset))
+    elif destination == "postgres":
+        con = stack.enter_context(remote.read_postgres(dataset))
+    else:
+        raise ConfigError(f"cannot read destination {destination!r}: use one of "
+                          f"{', '.join(remote.SHARED_DESTINATIONS)}")
+    found = {r[0] for r in con.execute(
+        "select table_name from information_schema.tables "
+        "where table_catalog = current_database() and table_schema = ?", [dataset]).fetchall()}
+    if not set(TABLES) <= found:
+        raise NoDataError(f"{destination} has no loaded Onepin data in dataset {dataset!r}: "
+                          f"run 'onepin-etl load --destination {destination}' first")
+    return con, dataset_tables(dataset)
 
 
 def latest_sql(table: str, files: str) -> str:

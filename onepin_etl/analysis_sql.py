@@ -1,4 +1,5 @@
-"""The analysis views, in DuckDB SQL, in one place.
+"""The analysis views, in DuckDB SQL, in one place (PostgreSQL gets them through sqlglot:
+:mod:`onepin_etl.postgres_views`; keep to SQL both speak, ``max`` rather than ``any_value``).
 
 Every view reads three base relations, named by placeholders: ``{workflows}``, ``{runs}`` and
 ``{steps}`` (and ``{step_durations}``, the first view). Over a DuckDB dataset they are the
@@ -82,13 +83,13 @@ def _stats(keys: list[str], extra: list[str]) -> str:
 
 
 NODE_STATS = _stats(["workflow_id", "node_id"],
-                    ["any_value(s.workflow_name) as workflow_name",
-                     "any_value(s.node_type) as node_type",
-                     "any_value(s.node_display_name) as node_display_name"])
+                    ["max(s.workflow_name) as workflow_name",
+                     "max(s.node_type) as node_type",
+                     "max(s.node_display_name) as node_display_name"])
 NODE_TYPE_STATS = _stats(["node_type"], [])
 
 WORKFLOW_SUMMARY = """
-select r.workflow_id, any_value(w.name) as workflow_name,
+select r.workflow_id, max(w.name) as workflow_name,
        count(*) as total_runs,
        count(*) filter (where r.status = 'completed') as completed,
        count(*) filter (where r.status = 'failed') as failed,
@@ -113,9 +114,10 @@ WORKFLOW_DAILY = """
 with daily_steps as (
     select workflow_id, cast(timezone('UTC', run_created_at) as date) as day, count(*) as steps,
            count(*) filter (where status = 'failed') as failed_steps
-    from {step_durations} group by all
+    from {step_durations}
+    group by workflow_id, cast(timezone('UTC', run_created_at) as date)
 )
-select r.workflow_id, any_value(w.name) as workflow_name,
+select r.workflow_id, max(w.name) as workflow_name,
        cast(timezone('UTC', r.created_at) as date) as day,
        count(*) as runs,
        count(*) filter (where r.status = 'completed') as completed,
@@ -128,8 +130,8 @@ select r.workflow_id, any_value(w.name) as workflow_name,
          as p50_active_ms,
        quantile_cont(r.active_duration_ms, 0.95) filter (where r.status = 'completed')
          as p95_active_ms,
-       coalesce(any_value(d.steps), 0) as steps,
-       coalesce(any_value(d.failed_steps), 0) as failed_steps
+       coalesce(max(d.steps), 0) as steps,
+       coalesce(max(d.failed_steps), 0) as failed_steps
 from {runs} r
 left join {workflows} w on w.id = r.workflow_id
 left join daily_steps d

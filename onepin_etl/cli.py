@@ -62,7 +62,9 @@ def target_options(func: F) -> F:
     """Options naming where data lives: shared by load and report."""
     for option in reversed([
         click.option("--destination", default="duckdb", show_default=True,
-                     help="duckdb, parquet, or any dlt destination name."),
+                     help="duckdb, parquet, ducklake or postgres (shared destinations are "
+                          "configured in .dlt/secrets.toml or DESTINATION__* variables); "
+                          "load also takes any dlt destination name."),
         click.option("--duckdb-path", default=DEFAULT_DUCKDB_PATH, show_default=True,
                      help="DuckDB file (destination duckdb)."),
         click.option("--parquet-dir", default=DEFAULT_PARQUET_DIR, show_default=True,
@@ -72,6 +74,14 @@ def target_options(func: F) -> F:
     ]):
         func = option(func)
     return func
+
+
+def shard_option(func: F) -> F:
+    return click.option(
+        "--shard", metavar="K/N",
+        help="Load only shard K of N: the workflows whose id hashes to K. Each shard has its "
+             "own pipeline (<name>_shardKofN) and state; N loaders may run at once into "
+             "ducklake or postgres.")(func)
 
 
 @main.command()
@@ -101,17 +111,19 @@ def target_options(func: F) -> F:
               metavar="SECONDS",
               help="If another load of this pipeline is running, wait this long for it, then "
                    "exit 7.")
+@shard_option
 @user_errors
 def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
          workflows: tuple[str, ...], runs: tuple[str, ...], since: str | None,
          no_results: bool, full_refresh: bool, lookback_minutes: int, concurrency: int,
          row_format: str, progress: str | None, pipeline_name: str | None,
-         pipelines_dir: str | None, wait_s: float) -> None:
+         pipelines_dir: str | None, wait_s: float, shard: str | None) -> None:
     """Load workflows, runs and run steps incrementally."""
     from onepin_etl.destinations import Target
     from onepin_etl.pipeline import load as run
 
-    target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir)
+    target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir,
+                    shard)
     info = run(target, full_refresh=full_refresh, progress=progress, wait_s=wait_s,
                workflow_ids=list(workflows) or None, runs=list(runs) or None, since=since,
                include_result=not no_results, lookback_minutes=lookback_minutes,
@@ -120,7 +132,8 @@ def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     normalized = trace.last_normalize_info if trace else None
     counts = normalized.row_counts if normalized else {}
     rows = ", ".join(f"{counts.get(t, 0)} {t}" for t in ("workflows", "runs", "run_steps"))
-    out.print(f"Loaded {rows} into {target.location} (dataset {dataset}); "
+    of_shard = f" (shard {shard})" if shard else ""
+    out.print(f"Loaded {rows}{of_shard} into {target.location} (dataset {dataset}); "
               f"{len(info.loads_ids)} load package(s).")
 
 
@@ -272,14 +285,17 @@ def _where(destination: str, duckdb_path: str, parquet_dir: str, dataset: str
               help="dlt's working folder (as given to load).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
+@shard_option
 @user_errors
 def status(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
-           pipeline_name: str | None, pipelines_dir: str | None, fmt: str) -> None:
+           pipeline_name: str | None, pipelines_dir: str | None, fmt: str,
+           shard: str | None) -> None:
     """The last loads, data freshness, open runs tracked, pending packages, a lock held."""
     from onepin_etl.destinations import Target
     from onepin_etl.status import collect
 
-    target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir)
+    target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir,
+                    shard)
     target.where()  # a destination status can read
     found = collect(target)
     if fmt == "json":

@@ -1,5 +1,6 @@
-"""Where a load goes: a DuckDB file (the default), a Parquet folder or bucket, or any dlt
-destination, and the identity of that place for the source's incremental state."""
+"""Where a load goes: a DuckDB file (the default), a Parquet folder or bucket, a DuckLake or a
+PostgreSQL database (shared destinations, :mod:`onepin_etl.remote`), or any other dlt
+destination; the identity of that place for the source's incremental state; and the shard."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dlt
 from dlt.common.pipeline import get_dlt_pipelines_dir
 
+from onepin_etl import remote
 from onepin_etl.duckdb_merge import KeyDedupDuckDb
 from onepin_etl.settings import (
     DEFAULT_DATASET,
@@ -19,11 +20,15 @@ from onepin_etl.settings import (
     DUCKDB_MEMORY_LIMIT,
 )
 from onepin_source.errors import ConfigError
+from onepin_source.shards import Shard
+
+READABLE = ("duckdb", "parquet", *remote.SHARED_DESTINATIONS)
 
 
 @dataclass(frozen=True)
 class Target:
-    """Where a load goes. ``destination`` is ``duckdb``, ``parquet`` or any dlt destination."""
+    """Where a load goes. ``destination`` is ``duckdb``, ``parquet``, ``ducklake``,
+    ``postgres`` or any dlt destination; ``shard`` is ``"K/N"`` for one of N loaders."""
 
     destination: str = "duckdb"
     duckdb_path: str = DEFAULT_DUCKDB_PATH
@@ -31,21 +36,40 @@ class Target:
     dataset: str = DEFAULT_DATASET
     pipeline_name: str | None = None  # default: "onepin" for duckdb, "onepin_<destination>"
     pipelines_dir: str | None = None
+    shard: str | None = None
 
     @property
     def name(self) -> str:
+        """The pipeline's name: each shard has its own, and so its own incremental state."""
         if self.pipeline_name:
-            return self.pipeline_name
-        if self.destination == "duckdb":
-            return DEFAULT_PIPELINE_NAME
-        return f"{DEFAULT_PIPELINE_NAME}_{self.destination}"
+            name = self.pipeline_name
+        elif self.destination == "duckdb":
+            name = DEFAULT_PIPELINE_NAME
+        else:
+            name = f"{DEFAULT_PIPELINE_NAME}_{self.destination}"
+        return f"{name}_{self.parsed_shard.suffix}" if self.parsed_shard else name
+
+    @property
+    def parsed_shard(self) -> Shard | None:
+        return Shard.parse(self.shard) if self.shard else None
+
+    @property
+    def staging_layout(self) -> str | None:
+        """Each shard merges through a staging dataset of its own: dlt empties the staging
+        tables at the start of a load, which would drop another shard's rows staged there."""
+        shard = self.parsed_shard
+        return f"%s_staging_{shard.suffix}" if shard else None
 
     @property
     def location(self) -> str:
         """The file, folder or destination name, as a person would recognise it."""
         if self.destination == "duckdb":
             return self.duckdb_path
-        return self.parquet_dir if self.destination == "parquet" else self.destination
+        if self.destination == "parquet":
+            return self.parquet_dir
+        if self.destination in remote.SHARED_DESTINATIONS:
+            return remote.location(self.destination, self.dataset)
+        return self.destination
 
     @property
     def working_dir(self) -> Path:
@@ -67,8 +91,10 @@ class Target:
             return {"duckdb_path": self.duckdb_path, "dataset": self.dataset}
         if self.destination == "parquet":
             return {"parquet_dir": self.parquet_dir, "dataset": self.dataset}
-        raise ConfigError("reading (report, check, sql, status) works on --destination duckdb "
-                          f"or parquet, not {self.destination!r}")
+        if self.destination in remote.SHARED_DESTINATIONS:
+            return {"destination": self.destination, "dataset": self.dataset}
+        raise ConfigError(f"reading (report, check, sql, status) works on --destination "
+                          f"{', '.join(READABLE)}, not {self.destination!r}")
 
     @property
     def key(self) -> str:
@@ -79,6 +105,8 @@ class Target:
         elif self.destination == "parquet":
             location = self.parquet_dir if "://" in self.parquet_dir else \
                 str(Path(self.parquet_dir).absolute())
+        elif self.destination in remote.SHARED_DESTINATIONS:
+            location = remote.location(self.destination, self.dataset)
         else:
             location = ""
         return f"{self.destination}|{location}|{self.dataset}"
@@ -87,8 +115,12 @@ class Target:
         """Refuse what cannot work, before any request: a DuckDB file whose stem equals the
         dataset name (DuckDB cannot tell them apart: "Ambiguous reference to catalog or
         schema") or in a folder that does not exist."""
+        if self.shard:
+            Shard.parse(self.shard)  # a malformed --shard is a usage error, before any request
         if self.destination not in ("duckdb", "parquet"):
             _check_dlt_destination(self.destination)
+        if self.destination in remote.SHARED_DESTINATIONS:
+            remote.configuration(self.destination, self.dataset)
         if self.destination != "duckdb":
             return
         path = Path(self.duckdb_path)
@@ -107,8 +139,8 @@ class Target:
             url = self.parquet_dir
             if "://" not in url:
                 url = str(Path(url).absolute())
-            return dlt.destinations.filesystem(bucket_url=url)
-        return self.destination
+            return remote.factory("filesystem", bucket_url=url)
+        return remote.factory(self.destination, staging_layout=self.staging_layout)
 
     @property
     def file_format(self) -> str | None:
@@ -124,8 +156,9 @@ def _check_dlt_destination(name: str) -> None:
     try:
         Destination.from_reference(name)
     except UnknownDestinationModule:
-        raise ConfigError(f"unknown destination {name!r}: use duckdb (the default) or parquet, "
-                          "or the name of a dlt destination (postgres, ducklake, ...)") from None
+        raise ConfigError(f"unknown destination {name!r}: use one of {', '.join(READABLE)} "
+                          "(duckdb is the default), or the name of another dlt destination"
+                          ) from None
 
 
 def duckdb_destination(path: str | Path) -> Any:

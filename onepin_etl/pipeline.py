@@ -29,6 +29,7 @@ from onepin_etl import lock
 from onepin_etl.analysis import persist_views
 from onepin_etl.destinations import Target
 from onepin_etl.errors import DestinationError
+from onepin_etl.remote import scrub
 from onepin_etl.settings import LOAD_GC_THRESHOLD, LOCK_RETRIES, LOCK_RETRY_WAIT_S
 from onepin_source import onepin
 from onepin_source.dlt_internals import ARROW_ROW_IDS_CONFIG, HINT_OVERRIDE_WARNING
@@ -49,10 +50,11 @@ def load(target: Target | None = None, *, full_refresh: bool = False, progress: 
     """
     target = target or Target()
     target.check()
-    source = onepin(target_key=target.key, **source_options)
+    source = onepin(target_key=target.key, shard=target.shard, **source_options)
     with pipeline_lock(target, wait_s=wait_s):
         return run_load(build_pipeline(target, progress=progress), source,
-                        full_refresh=full_refresh, file_format=target.file_format)
+                        full_refresh=full_refresh, file_format=target.file_format,
+                        location=target.location)
 
 
 def pipeline_lock(target: Target, *, wait_s: float = 0.0) -> AbstractContextManager[None]:
@@ -96,8 +98,9 @@ class _HintOverrideFilter(logging.Filter):
 
 
 def run_load(pipeline: dlt.Pipeline, source: Any, *, full_refresh: bool = False,
-             file_format: str | None = None) -> LoadInfo:
-    """Finish any pending package, then extract, normalize and load ``source``."""
+             file_format: str | None = None, location: str | None = None) -> LoadInfo:
+    """Finish any pending package, then extract, normalize and load ``source``. ``location``
+    names the destination in errors (never a secret: :attr:`Target.location`)."""
     options: dict[str, Any] = {"loader_file_format": file_format}
     if full_refresh:
         options["refresh"] = "drop_sources"
@@ -105,7 +108,7 @@ def run_load(pipeline: dlt.Pipeline, source: Any, *, full_refresh: bool = False,
         with fewer_gc_passes():
             return _run(pipeline, source, options)
     except PipelineStepFailed as exc:
-        raise _translate(exc) from None
+        raise _translate(exc, _kind(pipeline), location) from None
 
 
 def _run(pipeline: dlt.Pipeline, source: Any, options: dict[str, Any]) -> LoadInfo:
@@ -118,12 +121,33 @@ def _run(pipeline: dlt.Pipeline, source: Any, options: dict[str, Any]) -> LoadIn
     return info
 
 
+def _kind(pipeline: dlt.Pipeline) -> str:
+    """``duckdb``, ``ducklake``, ``postgres``, ``filesystem``, …"""
+    return str(pipeline.destination.destination_type).rsplit(".", 1)[-1]
+
+
 def create_views(pipeline: dlt.Pipeline) -> None:
-    """The analysis views inside a DuckDB dataset, for analysts' SQL (other destinations get
-    them from :func:`onepin_etl.analysis.connect`)."""
-    if pipeline.destination.destination_type.endswith("duckdb"):
+    """The analysis views inside a DuckDB dataset, a DuckLake or PostgreSQL, for analysts' SQL
+    (Parquet readers get them from :func:`onepin_etl.analysis.connect`)."""
+    kind = _kind(pipeline)
+    if kind == "duckdb":
         with pipeline.sql_client() as client:
             persist_views(client.native_connection, pipeline.dataset_name)
+    elif kind == "ducklake":
+        for attempt in range(LOCK_RETRIES + 1):
+            try:
+                with pipeline.sql_client() as client:
+                    persist_views(client.native_connection, pipeline.dataset_name)
+                return
+            except Exception as exc:  # noqa: BLE001 (dlt wraps DuckDB's errors)
+                if attempt == LOCK_RETRIES or not _lake_conflict(_root(exc)):
+                    raise
+                time.sleep(LOCK_RETRY_WAIT_S)
+    elif kind == "postgres":
+        from onepin_etl import postgres_views
+
+        with pipeline.sql_client() as client:
+            postgres_views.persist(client, pipeline.dataset_name)
 
 
 @contextmanager
@@ -141,7 +165,10 @@ _DESTINATION_STEPS = ("sync", "load")  # the steps that open the destination
 
 
 def _with_lock_retries(pipeline: dlt.Pipeline, action: Any, resume: Any = None) -> Any:
-    """Run ``action``; if the destination refuses (a lock), wait and try again a few times.
+    """Run ``action``; if the destination refuses for a moment, wait and try again a few times:
+    a DuckDB file's lock (a notebook holds it), or a DuckLake commit that conflicted with
+    another loader's (shards). Other failures are final (dlt retries transient job errors
+    itself).
 
     A failed sync (nothing extracted yet) repeats ``action``; a failed load repeats only the
     load of the package already normalized (``resume``).
@@ -149,7 +176,7 @@ def _with_lock_retries(pipeline: dlt.Pipeline, action: Any, resume: Any = None) 
     try:
         return action()
     except PipelineStepFailed as exc:
-        if exc.step not in _DESTINATION_STEPS or _user_error(exc) is not None:
+        if not _retryable(pipeline, exc):
             raise
         last = exc
     for attempt in range(1, LOCK_RETRIES + 1):
@@ -159,10 +186,26 @@ def _with_lock_retries(pipeline: dlt.Pipeline, action: Any, resume: Any = None) 
         try:
             return (action if last.step == "sync" else resume or pipeline.load)()
         except PipelineStepFailed as exc:
-            if exc.step not in _DESTINATION_STEPS:
+            if not _retryable(pipeline, exc):
                 raise
             last = exc
     raise last
+
+
+# What DuckLake says when two loaders change its catalog at once (shards): the first to commit
+# wins, the other tries again and finds the catalog as the winner left it.
+_LAKE_CONFLICTS = ("already exists", "conflict", "Failed to commit DuckLake transaction")
+
+
+def _retryable(pipeline: dlt.Pipeline, exc: PipelineStepFailed) -> bool:
+    if exc.step not in _DESTINATION_STEPS or _user_error(exc) is not None:
+        return False
+    kind = _kind(pipeline)
+    return kind == "duckdb" or (kind == "ducklake" and _lake_conflict(_root(exc)))
+
+
+def _lake_conflict(exc: BaseException) -> bool:
+    return any(text in str(exc) for text in _LAKE_CONFLICTS)
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -185,19 +228,25 @@ def _user_error(exc: BaseException) -> OnepinError | None:
     return next((e for e in _causes(exc) if isinstance(e, OnepinError)), None)
 
 
-def _translate(exc: PipelineStepFailed) -> OnepinError:
+def _translate(exc: PipelineStepFailed, kind: str, location: str | None) -> OnepinError:
     found = _user_error(exc)
     if found is not None:
         return found
     root = _root(exc)
-    if exc.step in _DESTINATION_STEPS:
+    if exc.step in _DESTINATION_STEPS and kind == "duckdb":
         return DestinationError(f"could not write to the destination: {_one_line(root)}; if "
                                 "another program (a notebook, the duckdb CLI) holds the file, "
                                 "close it and run the load again: nothing is lost, the pending "
                                 "data is loaded first")
+    if exc.step in _DESTINATION_STEPS:
+        where = location if kind == "filesystem" and location else kind
+        return DestinationError(f"could not write to {where}: {_one_line(root)}; check its "
+                                "configuration and that it is reachable, then run the load "
+                                "again: nothing is lost, the pending data is loaded first")
     return DestinationError(f"{exc.step} step failed: {_one_line(root)}")
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
+    """The first line of an error, without passwords (a driver may echo a connection string)."""
+    text = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return scrub(f"{type(exc).__name__}: {text[0].strip() if text else ''}")

@@ -17,7 +17,7 @@ import dlt
 import duckdb
 from dlt.pipeline.exceptions import CannotRestorePipelineException
 
-from onepin_etl import analysis, lock
+from onepin_etl import analysis, lock, remote
 from onepin_etl.destinations import Target
 from onepin_source.errors import ConfigError
 
@@ -136,12 +136,20 @@ def completed_loads(target: Target) -> list[tuple[str, datetime]]:
             rows = con.execute(sql.format(loads=f'"{target.dataset}"._dlt_loads')).fetchall()
     elif target.destination == "parquet":
         files = f"{target.parquet_dir.rstrip('/')}/{target.dataset}/_dlt_loads/*.jsonl"
-        if "://" not in target.parquet_dir and not list(Path(files).parent.glob("*.jsonl")):
+        remote_files = "://" in target.parquet_dir
+        if not remote_files and not list(Path(files).parent.glob("*.jsonl")):
             return []
-        with duckdb.connect() as con:
+        with remote.read_bucket(target.parquet_dir) if remote_files else duckdb.connect() as con:
+            if remote_files and not con.execute("select count(*) from glob(?)",
+                                                [files]).fetchall()[0][0]:
+                return []
             rows = con.execute(sql.format(loads=f"read_json_auto('{files}')")).fetchall()
     else:
-        raise ConfigError("status reads --destination duckdb or parquet")
+        try:
+            with analysis.connect(**target.where()) as con:
+                rows = con.execute(sql.format(loads=f'"{target.dataset}"._dlt_loads')).fetchall()
+        except analysis.NoDataError:
+            return []
     return [(str(load_id), _utc(inserted)) for load_id, inserted in rows]
 
 

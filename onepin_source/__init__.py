@@ -44,6 +44,7 @@ from onepin_source.settings import (
     RUNS_PER_BATCH,
 )
 from onepin_source.shaping import run_row, workflow_row
+from onepin_source.shards import Shard
 
 __all__ = ["onepin"]
 log = logging.getLogger(__name__)
@@ -55,6 +56,10 @@ class Selection:
 
     workflow_ids: tuple[str, ...] = ()
     runs: dict[str, tuple[str, ...]] = field(default_factory=dict)  # workflow_id -> run ids
+    shard: Shard | None = None  # only the workflows this shard owns
+
+    def owns(self, workflow_id: str) -> bool:
+        return self.shard is None or self.shard.owns(workflow_id)
 
     @property
     def everything(self) -> bool:
@@ -78,6 +83,7 @@ def onepin(
     row_format: str = "arrow",
     target_key: str | None = None,
     detect_changes: bool = True,
+    shard: str | None = None,
 ) -> Sequence[DltResource]:
     """Onepin workflows, runs and run steps, loaded incrementally.
 
@@ -104,6 +110,9 @@ def onepin(
         detect_changes: Skip workflows the workflow list proves unchanged, read open runs in
             one filtered listing, fetch steps only of runs that moved, and list many workflows
             at once (default). ``False`` is the earlier algorithm, kept to measure against.
+        shard: ``"K/N"``: only the workflows whose id hashes to shard K of N
+            (:class:`onepin_source.shards.Shard`), for N loaders side by side. Give each shard
+            a pipeline name of its own, so each keeps its own incremental state.
 
     Returns:
         The ``workflows``, ``runs`` and ``run_steps`` resources.
@@ -118,6 +127,7 @@ def onepin(
     selection = Selection(
         tuple(validate_uuid(w, "workflow id") for w in workflow_ids or []),
         {wf: tuple(r for w, r in run_pairs if w == wf) for wf, _ in run_pairs},
+        Shard.parse(shard) if shard else None,
     )
     client = OnepinClient(credentials, concurrency=concurrency)
     fetcher = StepsFetcher(client, concurrency=concurrency, include_result=include_result)
@@ -181,10 +191,12 @@ def _workflows(client: OnepinClient, selection: Selection) -> Iterator[list[dict
     """Pages of workflows (merge on ``id``): listed, or fetched by id for a selection."""
     if selection.everything:
         for page in client.workflows():
-            yield [workflow_row(item) for item in page]
+            yield [workflow_row(item) for item in page if selection.owns(item["id"])]
         return
     chosen = []
     for workflow_id in dict.fromkeys(selection.workflow_ids + tuple(selection.runs)):
+        if not selection.owns(workflow_id):
+            continue
         try:
             chosen.append(workflow_row(client.workflow(workflow_id)))
         except OnepinNotFoundError:

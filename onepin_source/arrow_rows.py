@@ -5,13 +5,16 @@ To keep one table contract for both, every decision the dict normalizer makes pe
 made here per column, with dlt's own functions: column names (the schema's naming convention),
 type inference (``iso_timestamp`` detection, Python type map), coercion (``coerce_value``) and
 variant columns (``<column>__v_<type>``) for values that cannot be coerced. Types already in the
-pipeline's schema win, as they do for dicts. Values are checked column by column, so a batch of
-well-typed values costs a set of types and one ``pyarrow.array`` call per column.
+pipeline's schema win, as they do for dicts. One difference, on purpose: a new column takes the
+type most of its first batch's values have, not the first value's (:func:`_typical`). Values
+are checked column by column, so a batch of well-typed values costs a set of types and one
+``pyarrow.array`` call per column.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -55,8 +58,9 @@ class _Typed(NamedTuple):
 class ArrowRows:
     """Builds Arrow tables for one dlt table from batches of flat rows (thread-safe).
 
-    Column types are remembered across batches of a load: the first type seen for a column is
-    its type (or the one the pipeline's schema already has), like the dict normalizer.
+    Column types are remembered across batches of a load: the type a new column gets from its
+    first batch (:func:`_typical`) stays its type, as does one the pipeline's schema already
+    has, like the dict normalizer.
     """
 
     def __init__(self, table_name: str, hints: Mapping[str, TColumnSchema]) -> None:
@@ -103,7 +107,7 @@ class ArrowRows:
         Rows with the same keys (steps of one node type, mostly) are transposed together with
         ``zip``, so the values are copied by C code, not one by one. The columns then list the
         rows grouped that way; the returned order maps a position back to the row's index, which
-        type inference needs (the first value *in row order* decides a new column's type).
+        type inference needs (the first value *in row order* of the typical type types a column).
         """
         n = len(rows)
         groups: dict[tuple[str, ...], list[int]] = {}
@@ -147,8 +151,7 @@ class ArrowRows:
         col_type = self._types.get(name)
         new = col_type is None
         if col_type is None:
-            first = min((p for p, v in enumerate(values) if v is not None), key=order.__getitem__)
-            col_type = self._types[name] = self._infer(values[first], name)
+            col_type = self._types[name] = self._infer(values[_typical(values, order)], name)
         kinds = {type(v) for v in values}
         kinds.discard(_NONE)
         if kinds <= _NATIVE.get(col_type, frozenset()):
@@ -184,6 +187,27 @@ class ArrowRows:
         detected = autodetect_sc_type(self._schema.settings.get("detections") or [], type(value),
                                       value)
         return detected or self._schema.get_preferred_type(name) or py_type_to_sc_type(type(value))
+
+
+def _typical(values: list[Any], order: list[int]) -> int:
+    """The position of the value that types a new column: the first, in row order, of the
+    Python type most of the batch's values have (ties: the type seen first).
+
+    dlt's dict normalizer takes the very first value's type. Most values' type gives the same
+    answer unless the first value is a rare odd one (a count sent as a string, say), and it does
+    not depend on which rows came first: shards loading different workflows at once type a
+    field alike, so their rows fit one table.
+    """
+    counts: Counter[type] = Counter()
+    first: dict[type, int] = {}
+    for position, value in enumerate(values):
+        if value is not None:
+            kind = type(value)
+            counts[kind] += 1
+            if kind not in first or order[position] < order[first[kind]]:
+                first[kind] = position
+    kind = max(counts, key=lambda k: (counts[k], -order[first[k]]))
+    return first[kind]
 
 
 def _new_hints(typed: dict[str, _Typed]) -> dict[str, Any]:

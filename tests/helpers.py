@@ -16,6 +16,7 @@ import duckdb
 import requests
 from click.testing import CliRunner, Result
 
+from onepin_etl import analysis
 from onepin_etl.cli import main
 from onepin_sim import Simulator, WorldConfig
 from onepin_source.settings import TERMINAL_RUN_STATUSES
@@ -82,16 +83,24 @@ def ms_between(start: str | None, end: str | None) -> int | None:
     return round(delta.total_seconds() * 1000)
 
 
-def table(db: Path | str, sql: str) -> list[tuple[Any, ...]]:
+# A DuckDB file, or where a reader finds a dataset (analysis.connect's arguments, e.g.
+# {"destination": "postgres", "dataset": "onepin"}): either way "onepin.runs" names a table.
+Db = Path | str | dict[str, Any]
+
+
+def table(db: Db, sql: str) -> list[tuple[Any, ...]]:
+    if isinstance(db, dict):
+        with analysis.connect(**db) as con:
+            return con.sql(sql).fetchall()
     with duckdb.connect(str(db), read_only=True) as con:
         return con.sql(sql).fetchall()
 
 
-def rows_by_id(db: Path | str, name: str, columns: str) -> dict[str, tuple[Any, ...]]:
+def rows_by_id(db: Db, name: str, columns: str) -> dict[str, tuple[Any, ...]]:
     return {r[0]: r[1:] for r in table(db, f"select id, {columns} from onepin.{name}")}
 
 
-def assert_matches_api(db: Path | str, snap: dict[str, Any]) -> None:
+def assert_matches_api(db: Db, snap: dict[str, Any]) -> None:
     """Tables equal what the API shows: ids, values, derived columns; no duplicates."""
     for name in ("workflows", "runs", "run_steps"):
         (total, distinct), = table(db, f"select count(*), count(distinct id) from onepin.{name}")

@@ -44,6 +44,8 @@ TRICKY_BATCHES: list[list[dict[str, Any]]] = [
         _step(5, result="just text", error="Provider timeout: \u00fcml\u00e4ut"),
         _step(6, started_at="2026-01-05T01:00:00+05:30", completed_at="2026-01-04T19:30:02Z",
               result={"empty": {}, "note": None}),
+        # as many ints as strings: the first value's type wins in both paths
+        _step(12, result={"recordsProcessed": 4}),
     ],
     [
         _step(7, iteration="2", result={"recordsProcessed": 5, "score": "high",
@@ -150,6 +152,26 @@ def test_text_first_column_takes_numbers_as_text_in_both_paths(tmp_path: Path) -
     plain, fast = _load_both(tmp_path, batches)
     assert_same_tables(plain, fast, ("run_steps",))
     assert _rows(fast, "run_steps", ["result__records_processed"]) == [("1.2k",), ("40",)]
+
+
+def test_a_new_column_takes_the_type_most_of_its_first_batch_has(tmp_path: Path) -> None:
+    """The one difference from dlt's dict path, on purpose: dlt types a new column by its first
+    value; the Arrow path by the type most values of the batch have, so loaders that see the
+    rows in another order (shards, concurrent fetches) type the column alike."""
+    batch = [_step(1, result={"recordsProcessed": "1.2k"}),
+             _step(2, result={"recordsProcessed": 40}), _step(3, result={"recordsProcessed": 7})]
+    plain, fast = _load_both(tmp_path, [batch])
+    assert _columns(plain, "run_steps")["result__records_processed"] == "VARCHAR"
+    assert _columns(fast, "run_steps")["result__records_processed"] == "BIGINT"
+    assert _rows(fast, "run_steps", ["result__records_processed",
+                                     "result__records_processed__v_text"]) == \
+        [(None, "1.2k"), (40, None), (7, None)]
+    for rows in (batch, batch[::-1]):
+        shaper = ArrowRows("run_steps", STEP_HINTS)
+        shaper._bind(dlt.Schema("onepin"))
+        table = shaper.table([step_row(s, WF, RUN) for s in rows])
+        assert table.meta.hints["columns"]["result__records_processed__v_text"]["variant"]
+        assert table.data.schema.field("result__records_processed").type == pa.int64()
 
 
 def test_arrow_rows_hint_json_and_variant_columns_once() -> None:

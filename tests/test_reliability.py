@@ -160,9 +160,9 @@ def test_unexpected_bodies_name_the_endpoint_and_request_id(body: bytes, expecte
 
 def test_unknown_destination_is_a_usage_error(sim: Simulator, cli: Any) -> None:
     result = cli("load", "--destination", "nosuch", expect=2)
-    assert result.output.strip() == ("error: unknown destination 'nosuch': use duckdb (the "
-                                     "default) or parquet, or the name of a dlt destination "
-                                     "(postgres, ducklake, ...)")
+    assert result.output.strip() == ("error: unknown destination 'nosuch': use one of duckdb, "
+                                     "parquet, ducklake, postgres (duckdb is the default), or "
+                                     "the name of another dlt destination")
     assert sim.stats.snapshot()["total"] == 0
 
 
