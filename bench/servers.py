@@ -6,8 +6,11 @@ and need no network.
 
 from __future__ import annotations
 
-import logging
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -85,16 +88,28 @@ def postgres_server(folder: Path | None = None) -> Iterator[Postgres]:
 
 @contextmanager
 def s3_server() -> Iterator[S3]:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    """moto's S3 server in a process of its own (in ours, its request handling would compete
+    with the caller's threads for the GIL), stopped on exit."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
     try:
-        yield S3(f"http://{host}:{port}")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto's S3 server did not start") from None
+                time.sleep(0.1)
+        yield S3(endpoint)
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(10)
 
 
 def shared_environment(postgres: Postgres, s3: S3, database: str, catalog: str,

@@ -29,7 +29,7 @@ from onepin_etl import lock
 from onepin_etl.analysis import persist_views
 from onepin_etl.destinations import Target
 from onepin_etl.errors import DestinationError
-from onepin_etl.remote import scrub
+from onepin_etl.remote import first_line, scrub
 from onepin_etl.settings import LOAD_GC_THRESHOLD, LOCK_RETRIES, LOCK_RETRY_WAIT_S
 from onepin_source import onepin
 from onepin_source.dlt_internals import ARROW_ROW_IDS_CONFIG, HINT_OVERRIDE_WARNING
@@ -134,15 +134,7 @@ def create_views(pipeline: dlt.Pipeline) -> None:
         with pipeline.sql_client() as client:
             persist_views(client.native_connection, pipeline.dataset_name)
     elif kind == "ducklake":
-        for attempt in range(LOCK_RETRIES + 1):
-            try:
-                with pipeline.sql_client() as client:
-                    persist_views(client.native_connection, pipeline.dataset_name)
-                return
-            except Exception as exc:  # noqa: BLE001 (dlt wraps DuckDB's errors)
-                if attempt == LOCK_RETRIES or not _lake_conflict(_root(exc)):
-                    raise
-                time.sleep(LOCK_RETRY_WAIT_S)
+        _retry_lake_conflicts(lambda: _persist_lake_views(pipeline))
     elif kind == "postgres":
         from onepin_etl import postgres_views
 
@@ -208,6 +200,23 @@ def _lake_conflict(exc: BaseException) -> bool:
     return any(text in str(exc) for text in _LAKE_CONFLICTS)
 
 
+def _persist_lake_views(pipeline: dlt.Pipeline) -> None:
+    with pipeline.sql_client() as client:
+        persist_views(client.native_connection, pipeline.dataset_name)
+
+
+def _retry_lake_conflicts(action: Any) -> None:
+    """Run ``action``, again after a DuckLake commit conflict (a few times)."""
+    for attempt in range(LOCK_RETRIES + 1):
+        try:
+            action()
+            return
+        except Exception as exc:  # dlt wraps DuckDB's errors in its own
+            if attempt == LOCK_RETRIES or not _lake_conflict(_root(exc)):
+                raise
+            time.sleep(LOCK_RETRY_WAIT_S)
+
+
 def _causes(exc: BaseException) -> list[BaseException]:
     """``exc`` and what caused it, outermost first (dlt wraps step errors in ``.exception``)."""
     chain = [exc]
@@ -248,5 +257,4 @@ def _translate(exc: PipelineStepFailed, kind: str, location: str | None) -> Onep
 
 def _one_line(exc: BaseException) -> str:
     """The first line of an error, without passwords (a driver may echo a connection string)."""
-    text = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return scrub(f"{type(exc).__name__}: {text[0].strip() if text else ''}")
+    return scrub(first_line(exc))

@@ -164,16 +164,17 @@ def _reading(what: str, secrets: list[str] | None = None) -> Iterator[None]:
     try:
         yield
     except (duckdb.Error, OSError, ValueError) as exc:
-        raise DestinationError(f"could not read {what}: {scrub(_first_line(exc), secrets)}"
+        raise DestinationError(f"could not read {what}: {scrub(first_line(exc), secrets)}"
                                + _hint(exc)) from None
     except Exception as exc:  # dlt wraps driver errors in its own exceptions
         cause = exc.__cause__ or exc
-        raise DestinationError(f"could not read {what}: {scrub(_first_line(cause), secrets)}"
+        raise DestinationError(f"could not read {what}: {scrub(first_line(cause), secrets)}"
                                + _hint(cause)) from None
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).splitlines() if line.strip()]
+def first_line(exc: BaseException) -> str:
+    """``Type: the first non-empty line of the message``."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 

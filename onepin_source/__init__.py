@@ -36,6 +36,7 @@ from onepin_source.config import (
 from onepin_source.errors import ConfigError, OnepinNotFoundError
 from onepin_source.fanout import interleave
 from onepin_source.hints import RUN_HINTS, RUN_STEPS_TABLE, WORKFLOW_HINTS
+from onepin_source.incremental import row_digest
 from onepin_source.listing import ListingOptions, workflow_runs
 from onepin_source.settings import (
     DEFAULT_CONCURRENCY,
@@ -134,14 +135,32 @@ def onepin(
     listing = ListingOptions(timedelta(minutes=lookback_minutes), since_ts, detect_changes)
     steps_state = StepsState(detect_changes)
 
-    workflows = dlt.resource(_workflows(client, selection), name="workflows",
-                             primary_key="id", write_disposition="merge", columns=WORKFLOW_HINTS)
+    # The workflow list feeds two transformers: the workflows table gets the rows that changed,
+    # the runs listing looks at every workflow.
+    workflow_list = dlt.resource(_workflows(client, selection), name="workflow_list",
+                                 selected=False)
+
+    @dlt.transformer(name="workflows", primary_key="id", write_disposition="merge",
+                     columns=WORKFLOW_HINTS)
+    def changed_workflows(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+        """The workflow rows that differ from those loaded last time (all without
+        ``detect_changes``)."""
+        digests = _workflow_digests(target_key)
+        changed = []
+        for row in rows:
+            digest = row_digest(row)
+            if not detect_changes or digests.get(row["id"]) != digest:
+                changed.append(row)
+                digests[row["id"]] = digest
+        if changed:
+            yield changed
 
     @dlt.transformer(name="runs", primary_key="id", write_disposition="merge",
                      columns=RUN_HINTS)
     def runs_of(page: list[dict[str, Any]]) -> Iterator[Any]:
         """Runs of a page of workflows, listed concurrently: new ones and those open before."""
         states = _workflow_states(target_key)
+        steps_fetched = dlt.current.resource_state("run_steps").setdefault("fetched", {})
 
         def job(workflow: dict[str, Any]) -> Callable[[], Iterator[list[dict[str, Any]]]]:
             workflow_id = workflow["id"]
@@ -150,7 +169,8 @@ def onepin(
             def rows() -> Iterator[list[dict[str, Any]]]:
                 for runs in workflow_runs(client, workflow, state, listing,
                                           chosen=selection.runs.get(workflow_id, ()),
-                                          listed=selection.lists_runs_of(workflow_id)):
+                                          listed=selection.lists_runs_of(workflow_id),
+                                          steps_fetched=steps_fetched):
                     yield [run_row(run, workflow_id) for run in runs]
 
             return rows
@@ -170,28 +190,44 @@ def onepin(
         rows = step_rows(fetched)
         return batches.steps(rows) if rows else []
 
-    runs_resource = workflows | runs_of
-    return workflows, runs_resource, runs_resource | run_steps
+    runs_resource = workflow_list | runs_of
+    return workflow_list | changed_workflows, runs_resource, runs_resource | run_steps
 
 
 def _workflow_states(target_key: str | None) -> dict[str, Any]:
+    _check_target(target_key)
+    workflows: dict[str, Any] = dlt.current.resource_state("runs").setdefault("workflows", {})
+    return workflows
+
+
+def _workflow_digests(target_key: str | None) -> dict[str, str]:
+    """``{workflow_id: row_digest}`` of the workflow rows loaded (``workflows`` state)."""
+    _check_target(target_key)
+    digests: dict[str, str] = dlt.current.resource_state("workflows").setdefault("rows", {})
+    return digests
+
+
+def _check_target(target_key: str | None) -> None:
+    """The state belongs to one destination: when the pipeline now loads into another, every
+    mark and digest starts over (whichever resource gets here first)."""
     runs_state = dlt.current.resource_state("runs")
     if target_key and runs_state.get("target") not in (None, target_key):
         log.warning("this pipeline last loaded into another destination; starting the "
                     "incremental marks over")
         runs_state["workflows"] = {}
         dlt.current.resource_state("run_steps")["fetched"] = {}  # the new place has no steps
+        dlt.current.resource_state("workflows")["rows"] = {}  # nor workflows
     if target_key:
         runs_state["target"] = target_key
-    workflows: dict[str, Any] = runs_state.setdefault("workflows", {})
-    return workflows
 
 
 def _workflows(client: OnepinClient, selection: Selection) -> Iterator[list[dict[str, Any]]]:
-    """Pages of workflows (merge on ``id``): listed, or fetched by id for a selection."""
+    """The workflow rows, in one item: listed, or fetched by id for a selection."""
     if selection.everything:
-        for page in client.workflows():
-            yield [workflow_row(item) for item in page if selection.owns(item["id"])]
+        # One item with every workflow: the runs transformer then lists the runs of all of them
+        # through one pool, not page by page with a wait for each page's slowest workflow.
+        yield [workflow_row(item) for page in client.workflows() for item in page
+               if selection.owns(item["id"])]
         return
     chosen = []
     for workflow_id in dict.fromkeys(selection.workflow_ids + tuple(selection.runs)):

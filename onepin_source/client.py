@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from dlt.sources.helpers.requests import Client
@@ -30,6 +31,13 @@ log = logging.getLogger(__name__)
 USER_AGENT = "onepin-dlt/0.1"
 # What the official SDK retries (minus 409, which on reads means "not ready", not "try again").
 RETRY_STATUSES = (408, 429, *range(500, 600))
+
+
+def _total(response: Response) -> int | None:
+    """``pagination.total`` of a list response, if it has a whole number there."""
+    pagination = response.json().get("pagination")
+    total = pagination.get("total") if isinstance(pagination, dict) else None
+    return total if isinstance(total, int) else None
 
 
 def _is_malformed_json(response: Response | None, exc: BaseException | None) -> bool:
@@ -68,6 +76,7 @@ class OnepinClient:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         self.base_url = credentials.base_url
+        self.concurrency = concurrency
         self._rest = RESTClient(base_url=credentials.base_url + API_PREFIX, headers=headers,
                                 auth=BearerTokenAuth(credentials.api_key), session=session,
                                 data_selector="data")
@@ -81,32 +90,57 @@ class OnepinClient:
             raise _unreachable(self.base_url, path, exc) from None
         return self._data(response, path)
 
-    def paginate(self, path: str, params: dict[str, Any] | None = None) -> Iterator[list[Any]]:
+    def paginate(self, path: str, params: dict[str, Any] | None = None, *,
+                 prefetch: bool = False) -> Iterator[list[Any]]:
         """Offset/limit paging with ``limit=100`` until ``pagination.total`` or an empty page.
 
-        dlt's OffsetPaginator does the paging arithmetic; each page goes through :meth:`get`,
+        dlt's OffsetPaginator does the paging arithmetic; each page goes through :meth:`_page`,
         so every page is retried like any other request (a response hook that raises would
-        bypass the session's retries).
+        bypass the session's retries). With ``prefetch``, once the first page has told the
+        total, the other pages are requested at once (through the request limiter) and yielded
+        in order: a list of N pages costs two round trips, not N.
         """
         paginator = OffsetPaginator(limit=PAGE_SIZE, total_path="pagination.total",
                                     stop_after_empty_page=True)
         request = Request("GET", path, params=dict(params or {}))
         paginator.init_request(request)
+        first = dict(request.params)
         while True:
-            try:
-                response = self._rest.get(path, params=dict(request.params))
-            except RequestException as exc:
-                raise _unreachable(self.base_url, path, exc) from None
-            data = self._data(response, path)
-            if not isinstance(data, list):
-                raise OnepinApiError(f"unexpected response from {path}: 'data' is not a list "
-                                     f"(request id {_request_id(response.json())})",
-                                     endpoint=path)
+            data, response = self._page(path, dict(request.params))
             paginator.update_state(response, data)
-            paginator.update_request(request)
             yield data
             if not paginator.has_next_page:
                 return
+            total = _total(response) if prefetch else None
+            if total is not None:
+                yield from self._other_pages(path, first, total)
+                return
+            paginator.update_request(request)
+
+    def _page(self, path: str, params: dict[str, Any]) -> tuple[list[Any], Response]:
+        try:
+            response = self._rest.get(path, params=params)
+        except RequestException as exc:
+            raise _unreachable(self.base_url, path, exc) from None
+        data = self._data(response, path)
+        if not isinstance(data, list):
+            raise OnepinApiError(f"unexpected response from {path}: 'data' is not a list "
+                                 f"(request id {_request_id(response.json())})", endpoint=path)
+        return data, response
+
+    def _other_pages(self, path: str, first: dict[str, Any], total: int
+                     ) -> Iterator[list[Any]]:
+        """The pages after the first of a listing of ``total`` items, fetched at once."""
+        offsets = range(int(first.get("offset", 0)) + PAGE_SIZE, total, PAGE_SIZE)
+        if not offsets:
+            return
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(offsets)),
+                                thread_name_prefix="onepin-pages") as pool:
+            for data in pool.map(lambda offset: self._page(path, {**first, "offset": offset})[0],
+                                 offsets):
+                if not data:  # the listing shrank meanwhile
+                    return
+                yield data
 
     def _data(self, response: Response, path: str) -> Any:
         if response.status_code >= 400:
@@ -122,7 +156,8 @@ class OnepinClient:
         return dict(self.get("/auth/whoami"))
 
     def workflows(self) -> Iterator[list[dict[str, Any]]]:
-        return self.paginate("/workflows", {"sort": "name", "order": "asc"})
+        """Every page of the workflow list, the pages after the first fetched at once."""
+        return self.paginate("/workflows", {"sort": "name", "order": "asc"}, prefetch=True)
 
     def workflow(self, workflow_id: str) -> dict[str, Any]:
         return dict(self.get(f"/workflows/{workflow_id}"))

@@ -4,6 +4,8 @@ Per workflow the ``runs`` resource state keeps:
 
 - ``mark``: the newest ``created_at`` loaded (ISO string);
 - ``open``: ``{run_id: created_at}`` of runs loaded while not completed/failed/cancelled;
+- ``rows``: ``{run_id: digest}`` of those open runs' rows as loaded: an open run whose row is
+  the same again, and whose steps need no fetch, is not loaded again;
 - ``recent``: ``{run_id: created_at}`` of finished runs created within ``lookback`` of the mark,
   so re-listing that window (for late arrivals) does not load them again;
 - ``workflow``: what the workflow list said of the workflow at that load (``last_run_at``,
@@ -20,6 +22,7 @@ of the data in it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
@@ -42,6 +45,12 @@ def workflow_fingerprint(row: Mapping[str, Any]) -> list[Any]:
     """What a (flattened) workflow row says about its runs: last_run_at, runs_count, counts."""
     counts = {k: v for k, v in sorted(row.items()) if k.startswith("run_status_counts__")}
     return [_iso(row.get("last_run_at")), row.get("runs_count"), counts]
+
+
+def row_digest(row: Mapping[str, Any]) -> str:
+    """A short digest of a whole row: equal digests, equal rows."""
+    text = json.dumps(row, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def open_runs_now(fingerprint: list[Any]) -> int | None:
@@ -79,10 +88,12 @@ class RunTracker:
         self._state = state
         self._mark = parse_ts(state.get("mark"))
         self._open: dict[str, str] = dict(state.get("open") or {})
+        self._rows: dict[str, str] = dict(state.get("rows") or {})
         self._recent: dict[str, str] = dict(state.get("recent") or {})
         self._lookback = lookback
         self.cutoff = self._mark - lookback if self._mark else since
         self._loaded: dict[str, tuple[str, bool]] = {}  # run_id -> (created_at, open)
+        self._digests: dict[str, str] = {}  # run_id -> row_digest, of the open runs loaded
         self._seen: set[str] = set()
         self.pages_read = 0
 
@@ -123,8 +134,15 @@ class RunTracker:
         """Runs open at the last load that the listing did not reach: re-read them by id."""
         return [run_id for run_id in self._open if run_id not in self._seen]
 
-    def loaded(self, run: dict[str, Any]) -> None:
+    def loaded(self, run: dict[str, Any], digest: str | None = None) -> None:
+        """Record ``run`` as loaded (``digest``: of its row, :func:`row_digest`)."""
         self._loaded[run["id"]] = (run.get("created_at") or "", is_open(run))
+        if digest is not None and is_open(run):
+            self._digests[run["id"]] = digest
+
+    def same_as_loaded(self, run_id: str, digest: str) -> bool:
+        """The run was open at the last load and its row is exactly the one loaded then."""
+        return self._rows.get(run_id) == digest
 
     def commit(self, fingerprint: list[Any] | None = None) -> None:
         """Write the new mark, open set, recent set and workflow fingerprint into the state."""
@@ -139,5 +157,6 @@ class RunTracker:
                   if window is not None and (parse_ts(c) or window) >= window}
         self._state["mark"] = mark.isoformat().replace("+00:00", "Z") if mark else None
         self._state["open"] = open_runs
+        self._state["rows"] = {rid: d for rid, d in self._digests.items() if rid in open_runs}
         self._state["recent"] = recent
         self._state["workflow"] = fingerprint

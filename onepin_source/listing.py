@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,9 +28,12 @@ from onepin_source.incremental import (
     OPEN_RUN_STATUSES,
     RunTracker,
     open_runs_now,
+    row_digest,
+    steps_fingerprint,
     workflow_fingerprint,
 )
 from onepin_source.settings import PAGE_SIZE
+from onepin_source.shaping import run_row
 
 log = logging.getLogger(__name__)
 Runs = list[dict[str, Any]]
@@ -45,12 +48,17 @@ class ListingOptions:
 
 def workflow_runs(client: OnepinClient, workflow: dict[str, Any], state: dict[str, Any],
                   options: ListingOptions, *, chosen: Sequence[str] = (),
-                  listed: bool = True) -> Iterator[Runs]:
+                  listed: bool = True, steps_fetched: Mapping[str, str] | None = None
+                  ) -> Iterator[Runs]:
     """Pages of run list items of ``workflow`` to load; the state is updated at the end.
 
     ``chosen`` runs are read by id on every load; ``listed`` says whether the workflow's runs
-    are listed at all (a workflow named only for some of its runs is not).
+    are listed at all (a workflow named only for some of its runs is not). ``steps_fetched``
+    is the ``run_steps`` state's fingerprints of runs whose steps need no fetch while their
+    fingerprint stays: an open run read again whose item is what was loaded last time and
+    whose steps need no fetch is not handed on (its row would be the same).
     """
+    fetched = steps_fetched if options.detect_changes else None
     workflow_id = workflow["id"]
     seen: set[str] = set()  # each run once per load (offset paging shifts as runs arrive)
     chosen_runs = [client.run(workflow_id, run_id) for run_id in dict.fromkeys(chosen)]
@@ -65,18 +73,27 @@ def workflow_runs(client: OnepinClient, workflow: dict[str, Any], state: dict[st
         return
     if not options.detect_changes or tracker.changed(fingerprint):
         for page in tracker.listed(client.runs_newest_first(workflow_id)):
-            fresh = _unseen(page, seen)
-            for run in fresh:
-                tracker.loaded(run)
-            if fresh:
+            if fresh := _to_load(tracker, workflow_id, _unseen(page, seen), fetched):
                 yield fresh
     reread = _open_runs(client, workflow_id, tracker.stale_open_ids(),
                         open_runs_now(fingerprint) if options.detect_changes else None)
-    for run in reread:
-        tracker.loaded(run)
-    if fresh_reread := _unseen(reread, seen):
+    if fresh_reread := _to_load(tracker, workflow_id, _unseen(reread, seen), fetched):
         yield fresh_reread
     tracker.commit(fingerprint)
+
+
+def _to_load(tracker: RunTracker, workflow_id: str, runs: Runs,
+             steps_fetched: Mapping[str, str] | None) -> Runs:
+    """Record ``runs`` as loaded; the ones to hand on. Not handed on: an open run whose row is
+    the one loaded last time and whose steps need no fetch (``steps_fetched`` says so)."""
+    wanted = []
+    for run in runs:
+        digest = row_digest(run_row(run, workflow_id))
+        if not (steps_fetched is not None and tracker.same_as_loaded(run["id"], digest)
+                and steps_fetched.get(run["id"]) == steps_fingerprint(run)):
+            wanted.append(run)
+        tracker.loaded(run, digest)
+    return wanted
 
 
 def _open_runs(client: OnepinClient, workflow_id: str, stale: list[str],

@@ -95,13 +95,17 @@ def test_incremental_reload_fetches_only_new_and_moved_runs(sim: Simulator, cli:
     open_now = {i for i, r in snap["runs"].items() if r["status"] not in TERMINAL}
     workflows_with_open = {snap["runs"][i]["workflow_id"] for i in open_now}
     sim.stats.reset()
-    cli("load")
+    output = cli("load").output
     counts = sim.stats.snapshot()["requests"]
     # Unchanged: the workflow list, one request per workflow with open runs, and the steps of
     # open runs only where a pending step could have started unseen
     assert counts["workflows"] == 1
     assert counts.get("runs", 0) + counts.get("run", 0) == len(workflows_with_open)
-    assert counts.get("steps", 0) == sum(unsettled(snap, i) for i in open_now)
+    refetched = sum(unsettled(snap, i) for i in open_now)
+    assert counts.get("steps", 0) == refetched
+    # and only those runs' rows are loaded again: an open run (or a workflow) that is as it was
+    # is not
+    assert f"Loaded 0 workflows, {refetched} runs, " in output
     assert_matches_api(db, api_snapshot(sim))
 
 
