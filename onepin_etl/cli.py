@@ -53,7 +53,8 @@ def user_errors(func: F) -> F:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 def main(debug: bool) -> None:
-    """Load Onepin workflow runs and run steps into DuckDB or Parquet, and report on them."""
+    """Load Onepin workflow runs and run steps into DuckDB, Parquet, a DuckLake or PostgreSQL,
+    and report on them."""
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
 

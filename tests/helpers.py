@@ -167,6 +167,27 @@ def kill_during_extract(sim: Simulator, process: subprocess.Popen[str], after_st
     process.send_signal(signal.SIGKILL)
 
 
+NOTEBOOK = ROOT / "notebooks" / "step_analysis.ipynb"
+NOTEBOOK_FIGURES = ["durations_by_node_type.png", "failure_rate_by_node_type.png",
+                    "p95_over_time.png", "pass_rate_trend.png", "run_timeline.png"]
+
+
+def execute_notebook(workdir: Path, monkeypatch: Any, **env: str) -> Any:
+    """Run the notebook top to bottom with ``env`` (``ONEPIN_…`` parameters) set; it saves its
+    charts under ``workdir/figures``. Returns the executed notebook."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    for name, value in {**env, "ONEPIN_FIGURE_DIR": str(workdir / "figures"),
+                        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
+                        }.items():
+        monkeypatch.setenv(name, value)
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(notebook, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    return notebook
+
+
 def open_runs(db: Path) -> int:
     with duckdb.connect(str(db), read_only=True) as con:
         (n,), = con.execute("select count(*) from onepin.runs where status not in "

@@ -6,8 +6,6 @@ line, its exit code and nothing half loaded."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +19,18 @@ from bench.servers import PG_PASSWORD, S3_KEY_ID, S3_SECRET
 from onepin_etl import analysis, remote
 from onepin_etl.analysis_sql import VIEWS
 from onepin_sim import FaultConfig, Simulator, WorldConfig
-from tests.helpers import ROOT, SMALL, Cli, api_snapshot, assert_matches_api, invoke_cli, table
+from tests.helpers import (
+    NOTEBOOK_FIGURES,
+    ROOT,
+    SMALL,
+    Cli,
+    api_snapshot,
+    assert_matches_api,
+    execute_notebook,
+    invoke_cli,
+    start_load,
+    table,
+)
 from tests.shared.conftest import Shared
 
 pytestmark = pytest.mark.shared
@@ -114,23 +123,12 @@ def test_the_lake_holds_the_views_for_analysts(sim: Simulator, cli: Cli, shared:
     assert in_lake == table(DUCKDB["duckdb_path"], sql)
 
 
-def loader(sim: Simulator, workdir: Path, *args: str, phase: str = "none"
-           ) -> subprocess.Popen[str]:
-    """``onepin-etl load`` in a process of its own (tests/crash_runner kills it at ``phase``)."""
-    env = {**os.environ, "ONEPIN_API_KEY": sim.api_key, "ONEPIN_BASE_URL": sim.base_url,
-           "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_runner", phase, "load",
-         "--pipelines-dir", str(workdir / "pipelines"), *args],
-        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def run_shards(sim: Simulator, workdir: Path, args: list[str], count: int,
                crash: dict[int, str] | None = None) -> dict[int, int]:
     """Start ``count`` shard loaders at once; their exit codes."""
     crash = crash or {}
-    processes = {k: loader(sim, workdir, *args, "--shard", f"{k}/{count}",
-                           phase=crash.get(k, "none")) for k in range(1, count + 1)}
+    processes = {k: start_load(sim, workdir, crash.get(k, "none"), *args, "--shard",
+                               f"{k}/{count}") for k in range(1, count + 1)}
     codes = {}
     for k, process in processes.items():
         _, err = process.communicate(timeout=240)
@@ -151,6 +149,18 @@ def same_tables(a: dict[str, Any], b: dict[str, Any]) -> None:
         sql = f"""select {', '.join(f'"{c}"' for c in columns[a['dataset']])}
                   from "{{dataset}}".{name} order by {key}"""
         assert table(a, sql.format(**a)) == table(b, sql.format(**b)), name
+
+
+def test_the_notebook_runs_against_the_lake(sim: Simulator, cli: Cli, shared: Shared,
+                                            workdir: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    cli("load", "--destination", "ducklake")
+    sim.advance(3 * 3600)
+    cli("load", "--destination", "ducklake")
+    notebook = execute_notebook(workdir, monkeypatch, ONEPIN_DESTINATION="ducklake")
+    loaded = notebook.cells[4].outputs[0]["data"]["text/plain"]
+    assert "workflows" in loaded and "steps" in loaded
+    assert sorted(p.name for p in (workdir / "figures").glob("*.png")) == NOTEBOOK_FIGURES
 
 
 @pytest.mark.parametrize("kind", ["ducklake", "postgres"])
@@ -311,7 +321,7 @@ def test_the_example_secrets_file_configures_every_destination(
         if name.startswith("DESTINATION__"):
             monkeypatch.delenv(name)
     for kind in ("postgres", "ducklake", "parquet_s3"):
-        process = loader(sim, workdir, *target(kind, shared)[0])
+        process = start_load(sim, workdir, "none", *target(kind, shared)[0])
         out, err = process.communicate(timeout=240)
         assert process.returncode == 0, err
         assert out.startswith("Loaded 3 workflows, 72 runs, ")
