@@ -44,7 +44,7 @@ test-fast: lint  ## lint, type-check and the fast suite only (no PostgreSQL, S3 
 	$(VENV)/bin/pytest
 
 test-shared: install-shared  ## DuckLake, PostgreSQL and Parquet in S3 against real servers
-	$(VENV_SHARED)/bin/pytest -m shared
+	$(VENV_SHARED)/bin/pytest -m shared tests/shared
 
 test-slow: install  ## the full fault and SIGKILL crash matrices, a quick benchmark (~4 min)
 	$(VENV)/bin/pytest -m slow
