@@ -126,14 +126,27 @@ def _open_duckdb(path: Path, dataset: str) -> tuple[duckdb.DuckDBPyConnection, d
                           "(or pass --duckdb-path)")
     con = duckdb.connect(str(path), read_only=True)
     con.execute(f"set search_path = {_sql_str(dataset)}")  # tables by their plain names
-    found = {r[0] for r in con.execute(
-        "select table_name from information_schema.tables where table_schema = ?",
-        [dataset]).fetchall()}
-    if not set(TABLES) <= found:
+    try:
+        _require_tables(con, dataset, str(path), "onepin-etl load")
+    except NoDataError:
         con.close()
-        raise NoDataError(f"{path} has no loaded Onepin data in dataset {dataset!r}: run "
-                          "'onepin-etl load' first")
+        raise
     return con, dataset_tables(dataset)
+
+
+def loaded_tables(con: duckdb.DuckDBPyConnection, dataset: str) -> set[str]:
+    """The tables of ``dataset`` in the connection's current database (a DuckDB file, a lake,
+    an attached PostgreSQL database)."""
+    return {r[0] for r in con.execute(
+        "select table_name from information_schema.tables "
+        "where table_catalog = current_database() and table_schema = ?", [dataset]).fetchall()}
+
+
+def _require_tables(con: duckdb.DuckDBPyConnection, dataset: str, place: str,
+                    load_command: str) -> None:
+    if not set(TABLES) <= loaded_tables(con, dataset):
+        raise NoDataError(f"{place} has no loaded Onepin data in dataset {dataset!r}: run "
+                          f"'{load_command}' first")
 
 
 def _open_parquet(root: str, dataset: str, stack: ExitStack
@@ -172,12 +185,7 @@ def _open_shared(destination: str, dataset: str, stack: ExitStack
     else:
         raise ConfigError(f"cannot read destination {destination!r}: use one of "
                           f"{', '.join(remote.SHARED_DESTINATIONS)}")
-    found = {r[0] for r in con.execute(
-        "select table_name from information_schema.tables "
-        "where table_catalog = current_database() and table_schema = ?", [dataset]).fetchall()}
-    if not set(TABLES) <= found:
-        raise NoDataError(f"{destination} has no loaded Onepin data in dataset {dataset!r}: "
-                          f"run 'onepin-etl load --destination {destination}' first")
+    _require_tables(con, dataset, destination, f"onepin-etl load --destination {destination}")
     return con, dataset_tables(dataset)
 
 

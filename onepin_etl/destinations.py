@@ -5,6 +5,7 @@ destination; the identity of that place for the source's incremental state; and 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ class Target:
         shard = self.parsed_shard
         return f"%s_staging_{shard.suffix}" if shard else None
 
-    @property
+    @cached_property  # a shared destination's comes from resolving dlt's configuration
     def location(self) -> str:
         """The file, folder or destination name, as a person would recognise it."""
         if self.destination == "duckdb":
@@ -106,7 +107,7 @@ class Target:
             location = self.parquet_dir if "://" in self.parquet_dir else \
                 str(Path(self.parquet_dir).absolute())
         elif self.destination in remote.SHARED_DESTINATIONS:
-            location = remote.location(self.destination, self.dataset)
+            location = self.location
         else:
             location = ""
         return f"{self.destination}|{location}|{self.dataset}"

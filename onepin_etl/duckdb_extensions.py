@@ -9,6 +9,7 @@ here changes anything: DuckDB downloads what it needs, as usual.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 from pathlib import Path
@@ -21,6 +22,7 @@ import duckdb
 _GLOBAL_CONFIG_KEYS = ("destination.ducklake.credentials.global_config",)
 
 
+@functools.cache  # installed packages do not change while we run
 def extension_directory() -> str | None:
     """The folder the ``duckdb-ext-*`` packages fill, if they are installed for this DuckDB."""
     spec = importlib.util.find_spec("duckdb_ext")

@@ -47,13 +47,15 @@ def build_page(target: Target, *, top: int = 10, filters: analysis.Filters | Non
         answers = {name: analysis.ask(con, name, top) for name in analysis.QUESTIONS}
         report = health.run_checks(con, checks)
         charts_svg = _charts(con, top)
+        loads = [(load_id, _when(at) or "")
+                 for load_id, at in completed_loads(target, con)[:LAST_LOADS]]
     tables = {name: table_of(name, frame) for name, frame in answers.items()}
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("onepin_etl", "templates"),
         autoescape=True, trim_blocks=True, lstrip_blocks=True)
     return environment.get_template(TEMPLATE).render(
         generated_at=_when(generated_at or datetime.now(UTC)), location=target.location,
-        dataset=target.dataset, newest_run=_when(report.newest_run_at), loads=_last_loads(target),
+        dataset=target.dataset, newest_run=_when(report.newest_run_at), loads=loads,
         tables=tables, charts=charts_svg, checks=report,
         window=health.span_text(checks.window),
         titles={name: q.title for name, q in analysis.QUESTIONS.items()})
@@ -87,10 +89,6 @@ def _when(value: Any) -> str | None:
         return None
     moment = value if value.tzinfo else value.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _last_loads(target: Target) -> list[tuple[str, str]]:
-    return [(load_id, _when(at) or "") for load_id, at in completed_loads(target)[:LAST_LOADS]]
 
 
 def _charts(con: duckdb.DuckDBPyConnection, top: int) -> dict[str, str]:

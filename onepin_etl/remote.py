@@ -163,11 +163,8 @@ def _reading(what: str, secrets: list[str] | None = None) -> Iterator[None]:
     """Turn a failure to open a shared destination into one line without secrets."""
     try:
         yield
-    except (duckdb.Error, OSError, ValueError) as exc:
-        raise DestinationError(f"could not read {what}: {scrub(first_line(exc), secrets)}"
-                               + _hint(exc)) from None
-    except Exception as exc:  # dlt wraps driver errors in its own exceptions
-        cause = exc.__cause__ or exc
+    except Exception as exc:
+        cause = exc.__cause__ or exc  # dlt wraps driver errors in its own exceptions
         raise DestinationError(f"could not read {what}: {scrub(first_line(cause), secrets)}"
                                + _hint(cause)) from None
 

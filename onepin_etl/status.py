@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import dlt
 import duckdb
 from dlt.pipeline.exceptions import CannotRestorePipelineException
 
-from onepin_etl import analysis, lock, remote
+from onepin_etl import analysis, lock
 from onepin_etl.destinations import Target
 from onepin_source.errors import ConfigError
 
@@ -92,14 +91,14 @@ def collect(target: Target) -> PipelineStatus:
                           ) from None
     workflows = (pipeline.state.get("sources", {}).get("onepin", {}).get("resources", {})
                  .get("runs", {}).get("workflows", {}))
-    loads = completed_loads(target)
+    loads, newest_run_at = _from_destination(target)
     holders = [lock.read_holder(p) for p in lock.lock_paths(target.working_dir, target.name,
                                                            target.local_files)]
     return PipelineStatus(
         pipeline=target.name, location=target.location, loads=len(loads),
         last_load_id=loads[0][0] if loads else None,
         last_load_at=loads[0][1] if loads else None,
-        last_run=_last_run(pipeline), newest_run_at=_newest_run(target),
+        last_run=_last_run(pipeline), newest_run_at=newest_run_at,
         open_runs=sum(len(w.get("open") or {}) for w in workflows.values()),
         workflows_tracked=len(workflows),
         pending_packages=[*pipeline.list_extracted_load_packages(),
@@ -120,46 +119,39 @@ def _last_run(pipeline: dlt.Pipeline) -> LastRun | None:
                    dict(normalized.row_counts) if normalized else {})
 
 
-def completed_loads(target: Target) -> list[tuple[str, datetime]]:
-    """``(load_id, inserted_at)`` of the destination's completed loads, newest first."""
-    sql = "select load_id, inserted_at from {loads} where status = 0 order by inserted_at desc"
-    if target.destination == "duckdb":
-        path = Path(target.duckdb_path)
-        if not path.is_file():
-            return []
-        with duckdb.connect(str(path), read_only=True) as con:
-            found = con.execute("select count(*) from information_schema.tables where "
-                                "table_schema = ? and table_name = '_dlt_loads'",
-                                [target.dataset]).fetchall()[0][0]
-            if not found:
-                return []
-            rows = con.execute(sql.format(loads=f'"{target.dataset}"._dlt_loads')).fetchall()
-    elif target.destination == "parquet":
-        files = f"{target.parquet_dir.rstrip('/')}/{target.dataset}/_dlt_loads/*.jsonl"
-        remote_files = "://" in target.parquet_dir
-        if not remote_files and not list(Path(files).parent.glob("*.jsonl")):
-            return []
-        with remote.read_bucket(target.parquet_dir) if remote_files else duckdb.connect() as con:
-            if remote_files and not con.execute("select count(*) from glob(?)",
-                                                [files]).fetchall()[0][0]:
-                return []
-            rows = con.execute(sql.format(loads=f"read_json_auto('{files}')")).fetchall()
-    else:
+def completed_loads(target: Target, con: duckdb.DuckDBPyConnection | None = None
+                    ) -> list[tuple[str, datetime]]:
+    """``(load_id, inserted_at)`` of the destination's completed loads, newest first; through
+    ``con`` (from :func:`analysis.connect`) when the caller has one open already."""
+    if con is None:
         try:
-            with analysis.connect(**target.where()) as con:
-                rows = con.execute(sql.format(loads=f'"{target.dataset}"._dlt_loads')).fetchall()
+            with analysis.connect(**target.where()) as opened:
+                return completed_loads(target, opened)
         except analysis.NoDataError:
             return []
+    if target.destination == "parquet":  # dlt writes _dlt_loads there as JSON lines
+        files = f"{target.parquet_dir.rstrip('/')}/{target.dataset}/_dlt_loads/*.jsonl"
+        if not con.execute("select count(*) from glob(?)", [files]).fetchall()[0][0]:
+            return []
+        loads = f"read_json_auto('{files}')"
+    else:
+        if "_dlt_loads" not in analysis.loaded_tables(con, target.dataset):
+            return []
+        loads = f'"{target.dataset}"._dlt_loads'
+    rows = con.execute(f"select load_id, inserted_at from {loads} where status = 0 "
+                       "order by inserted_at desc").fetchall()
     return [(str(load_id), _utc(inserted)) for load_id, inserted in rows]
 
 
-def _newest_run(target: Target) -> datetime | None:
+def _from_destination(target: Target) -> tuple[list[tuple[str, datetime]], datetime | None]:
+    """The completed loads and the newest run loaded, through one connection."""
     try:
         with analysis.connect(**target.where()) as con:
             (newest,), = con.execute("select max(created_at) from runs").fetchall()
+            return completed_loads(target, con), \
+                _utc(newest) if isinstance(newest, datetime) else None
     except analysis.NoDataError:
-        return None
-    return _utc(newest) if isinstance(newest, datetime) else None
+        return [], None
 
 
 def _utc(value: Any) -> datetime:

@@ -44,7 +44,7 @@ from onepin_source.settings import (
     MAX_CONCURRENCY,
     RUNS_PER_BATCH,
 )
-from onepin_source.shaping import run_row, workflow_row
+from onepin_source.shaping import workflow_row
 from onepin_source.shards import Shard
 
 __all__ = ["onepin"]
@@ -167,11 +167,10 @@ def onepin(
             state = states.setdefault(workflow_id, {})
 
             def rows() -> Iterator[list[dict[str, Any]]]:
-                for runs in workflow_runs(client, workflow, state, listing,
-                                          chosen=selection.runs.get(workflow_id, ()),
-                                          listed=selection.lists_runs_of(workflow_id),
-                                          steps_fetched=steps_fetched):
-                    yield [run_row(run, workflow_id) for run in runs]
+                return workflow_runs(client, workflow, state, listing,
+                                     chosen=selection.runs.get(workflow_id, ()),
+                                     listed=selection.lists_runs_of(workflow_id),
+                                     steps_fetched=steps_fetched)
 
             return rows
 

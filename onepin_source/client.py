@@ -84,11 +84,13 @@ class OnepinClient:
     # ---- primitives --------------------------------------------------------------------------
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET ``path`` and return the envelope's ``data``."""
+        return self._data(self._send(path, params), path)
+
+    def _send(self, path: str, params: dict[str, Any] | None) -> Response:
         try:
-            response = self._rest.get(path, params=params)
+            return self._rest.get(path, params=params)
         except RequestException as exc:
             raise _unreachable(self.base_url, path, exc) from None
-        return self._data(response, path)
 
     def paginate(self, path: str, params: dict[str, Any] | None = None, *,
                  prefetch: bool = False) -> Iterator[list[Any]]:
@@ -118,10 +120,7 @@ class OnepinClient:
             paginator.update_request(request)
 
     def _page(self, path: str, params: dict[str, Any]) -> tuple[list[Any], Response]:
-        try:
-            response = self._rest.get(path, params=params)
-        except RequestException as exc:
-            raise _unreachable(self.base_url, path, exc) from None
+        response = self._send(path, params)
         data = self._data(response, path)
         if not isinstance(data, list):
             raise OnepinApiError(f"unexpected response from {path}: 'data' is not a list "

@@ -50,7 +50,8 @@ def workflow_runs(client: OnepinClient, workflow: dict[str, Any], state: dict[st
                   options: ListingOptions, *, chosen: Sequence[str] = (),
                   listed: bool = True, steps_fetched: Mapping[str, str] | None = None
                   ) -> Iterator[Runs]:
-    """Pages of run list items of ``workflow`` to load; the state is updated at the end.
+    """Pages of ``runs`` rows (:func:`~onepin_source.shaping.run_row`) of ``workflow`` to load;
+    the state is updated at the end.
 
     ``chosen`` runs are read by id on every load; ``listed`` says whether the workflow's runs
     are listed at all (a workflow named only for some of its runs is not). ``steps_fetched``
@@ -63,7 +64,7 @@ def workflow_runs(client: OnepinClient, workflow: dict[str, Any], state: dict[st
     seen: set[str] = set()  # each run once per load (offset paging shifts as runs arrive)
     chosen_runs = [client.run(workflow_id, run_id) for run_id in dict.fromkeys(chosen)]
     if chosen_runs:
-        yield _unseen(chosen_runs, seen)
+        yield [run_row(run, workflow_id) for run in _unseen(chosen_runs, seen)]
     if not listed:
         return
     tracker = RunTracker(state, lookback=options.lookback, since=options.since)
@@ -84,14 +85,15 @@ def workflow_runs(client: OnepinClient, workflow: dict[str, Any], state: dict[st
 
 def _to_load(tracker: RunTracker, workflow_id: str, runs: Runs,
              steps_fetched: Mapping[str, str] | None) -> Runs:
-    """Record ``runs`` as loaded; the ones to hand on. Not handed on: an open run whose row is
+    """Record ``runs`` as loaded; the rows to hand on. Not handed on: an open run whose row is
     the one loaded last time and whose steps need no fetch (``steps_fetched`` says so)."""
     wanted = []
     for run in runs:
-        digest = row_digest(run_row(run, workflow_id))
+        row = run_row(run, workflow_id)
+        digest = row_digest(row)
         if not (steps_fetched is not None and tracker.same_as_loaded(run["id"], digest)
                 and steps_fetched.get(run["id"]) == steps_fingerprint(run)):
-            wanted.append(run)
+            wanted.append(row)
         tracker.loaded(run, digest)
     return wanted
 
