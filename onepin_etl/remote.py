@@ -44,9 +44,16 @@ _CONFIG_HELP = {
 
 def factory(destination: str, *, staging_layout: str | None = None, **params: Any) -> Any:
     """dlt's destination factory. A DuckLake's embedded default (a SQLite catalog and a folder
-    of files, named ``ducklake``) lives in the current folder, for loads and reads alike."""
+    of files, named ``ducklake``) lives in the current folder, for loads and reads alike;
+    PostgreSQL tables get no UNIQUE constraints (below)."""
     if destination == "ducklake":
         params.setdefault("local_dir", os.getcwd())
+    if destination == "postgres":
+        # No UNIQUE constraints (dlt's default puts one on _dlt_id): a load killed after a job
+        # copied its rows into the staging table, but before dlt marked the job done, copies
+        # them again when the package is resumed, and the constraint then fails the load for
+        # good. The merge keeps one row per key anyway (tests/shared, a SIGKILLed shard).
+        params.setdefault("create_indexes", False)
     if staging_layout:
         params["staging_dataset_name_layout"] = staging_layout
     duckdb_extensions.configure_dlt()
