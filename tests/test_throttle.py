@@ -78,7 +78,8 @@ def test_the_quota_is_learned_from_429s_alone_and_paced_to() -> None:
         assert limiter._wait_s(urgent=False) == 0
         answer(limiter)
     answer(limiter, 429, retry_after=9.7)  # the probe past the count, 0.3 s in: spent for 9.7 s
-    assert limiter.quota == Quota(5, pytest.approx(10.0), "429")
+    assert limiter.quota is not None and (limiter.quota.limit, limiter.quota.source) == (5, "429")
+    assert limiter.quota.window_s == pytest.approx(10.0)
     assert limiter.throttled == 2 and limiter.quota_waits == 2
 
 
