@@ -13,6 +13,7 @@ from typing import Any
 import sqlglot
 from sqlglot.errors import ErrorLevel
 
+from onepin_etl import comments
 from onepin_etl.analysis import dataset_tables, view_definitions
 
 # Views of two shards are created in one transaction each, one shard after the other.
@@ -33,9 +34,10 @@ def statements(dataset: str) -> list[str]:
 
 
 def persist(sql_client: Any, dataset: str) -> None:
-    """(Re)create the views through dlt's PostgreSQL client, in one transaction that waits for
-    any other loader doing the same."""
+    """(Re)create the views through dlt's PostgreSQL client and comment everything, in one
+    transaction that waits for any other loader doing the same."""
     with sql_client.begin_transaction():
         sql_client.execute_sql(f"select pg_advisory_xact_lock({_ADVISORY_LOCK})")
         for statement in statements(dataset):
             sql_client.execute_sql(statement)
+        comments.comment_postgres(sql_client, dataset)
