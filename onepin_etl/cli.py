@@ -1,4 +1,4 @@
-"""``onepin-etl``: load, report, sql, demo and sim. Output is formatted here and only here.
+"""``onepin-etl``: load, report, check, status, sql, schema, compact, demo and sim. Output is formatted here and only here.
 
 Exit codes (``errors.EXIT_CODES``): 0 ok, 2 usage/config, 3 authentication/authorization, 4 API
 or network failure after retries, 5 destination failure. User errors print one line, no
@@ -372,6 +372,24 @@ def sql(destination: str, duckdb_path: str, parquet_dir: str, dataset: str, quer
     except duckdb.Error as exc:
         raise ConfigError(f"the query failed: {str(exc).splitlines()[0]}") from None
     reporting.render({"query": frame}, fmt, out)
+
+
+@main.command()
+@target_options
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown",
+              show_default=True)
+@user_errors
+def schema(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
+           fmt: str) -> None:
+    """The data dictionary of the loaded data: each table and view, each column, its type and
+    what it means (docs/data-dictionary.md)."""
+    from onepin_etl import analysis
+    from onepin_etl import schema as dictionary
+
+    with analysis.connect(**_where(destination, duckdb_path, parquet_dir, dataset)) as con:
+        relations = dictionary.read(con, dataset)
+    click.echo(dictionary.to_json(relations) if fmt == "json"
+               else dictionary.to_markdown(relations, dataset))
 
 
 @main.command()
