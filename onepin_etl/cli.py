@@ -1,4 +1,4 @@
-"""``onepin-etl``: load, report, check, status, sql, schema, compact, demo and sim. Output is formatted here and only here.
+"""``onepin-etl``: load, report, sql, demo and sim. Output is formatted here and only here.
 
 Exit codes (``errors.EXIT_CODES``): 0 ok, 2 usage/config, 3 authentication/authorization, 4 API
 or network failure after retries, 5 destination failure. User errors print one line, no
