@@ -76,6 +76,12 @@ def table_description(name: str) -> str:
     return ""
 
 
+def view_column(view: str, column: str) -> str:
+    """What a view's column means, or "" when ``column`` is not one of its columns (a label
+    a question gave a computed value)."""
+    return VIEW_DOCS[view].columns.get(column, "") if view in VIEW_DOCS else ""
+
+
 def known_columns(table: str) -> list[str]:
     """The columns described one by one, in their declared order."""
     if table in SOURCE_COLUMNS:

@@ -120,3 +120,12 @@ def test_the_data_dictionary_is_the_demos(cli: Cli, workdir: Path) -> None:
     assert printed == DICTIONARY.read_text(encoding="utf-8"), (
         "docs/data-dictionary.md is out of date: make demo, then .venv/bin/onepin-etl schema "
         "--duckdb-path demo_output/onepin_demo.duckdb > docs/data-dictionary.md")
+
+
+def test_the_health_page_explains_its_columns(cli: Cli, workdir: Path) -> None:
+    cli("load")
+    cli("report", "--format", "html", "--output", "page.html")
+    page = (workdir / "page.html").read_text(encoding="utf-8")
+    assert ('<th title="failed / (completed + failed), 0 to 1; null without such steps.">'
+            "failure_rate</th>") in page
+    assert "<th>p95_s</th>" in page  # a computed label has no column of its own to explain
