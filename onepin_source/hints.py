@@ -19,8 +19,6 @@ from dlt.common.schema.typing import TColumnSchema, TDataType
 
 from onepin_source.settings import RUN_STATUSES
 
-UTC_TIME = "(UTC)"
-
 
 def _hints(columns: dict[str, tuple[TDataType, str]]) -> dict[str, TColumnSchema]:
     return {name: {"data_type": data_type, "nullable": name != "id", "description": text}
@@ -38,6 +36,7 @@ TABLE_DESCRIPTIONS = {
 }
 
 STATUS_COUNTS = "run_status_counts__"
+
 # Columns whose names the data decides, by prefix: each member's description is the rule's,
 # with the member's own key filled in.
 COLUMN_FAMILIES: dict[str, dict[str, str]] = {
@@ -51,8 +50,8 @@ COLUMN_FAMILIES: dict[str, dict[str, str]] = {
                            "(free-form, e.g. tokens_used, api_calls).",
     },
     "workflows": {
-        STATUS_COUNTS: "Runs of the workflow whose status is {key}, over all time "
-                               "(the workflow list's run_status_counts).",
+        STATUS_COUNTS: "Runs of the workflow whose status is {key}, over all time (the "
+                       "workflow list's run_status_counts).",
     },
 }
 
@@ -62,11 +61,11 @@ WORKFLOW_HINTS = _hints({
     "name": ("text", "Workflow name as shown in Onepin."),
     "name_source": ("text", "Where the name came from: placeholder, generated or user."),
     "description": ("text", "The workflow's description, if its owner wrote one."),
-    "created_at": ("timestamp", f"When the workflow was created {UTC_TIME}."),
-    "updated_at": ("timestamp", f"When the workflow was last changed {UTC_TIME}."),
+    "created_at": ("timestamp", "When the workflow was created (UTC)."),
+    "updated_at": ("timestamp", "When the workflow was last changed (UTC)."),
     "runs_count": ("bigint", "Runs of the workflow over all time, as the workflow list "
                              "counts them (the sum of the run_status_counts__* columns)."),
-    "last_run_at": ("timestamp", f"When the workflow's newest run was created {UTC_TIME}."),
+    "last_run_at": ("timestamp", "When the workflow's newest run was created (UTC)."),
     "last_run_status": ("text", "Status of the workflow's newest run (pending, running, "
                                 "paused, completed, failed, cancelled)."),
     **{f"{STATUS_COUNTS}{s}": ("bigint", COLUMN_FAMILIES["workflows"][STATUS_COUNTS].format(
@@ -80,12 +79,12 @@ RUN_HINTS = _hints({
                        "cancelled (terminal). A run pausing is running with "
                        "pause_requested_at set."),
     "run_number": ("bigint", "The run's number within its workflow, from 1."),
-    "created_at": ("timestamp", f"When the run was created (queued) {UTC_TIME}."),
-    "started_at": ("timestamp", f"When the run started executing {UTC_TIME}; null while "
+    "created_at": ("timestamp", "When the run was created, i.e. queued (UTC)."),
+    "started_at": ("timestamp", "When the run started executing (UTC); null while "
                                 "pending."),
-    "completed_at": ("timestamp", f"When the run ended {UTC_TIME}; null while open."),
-    "pause_requested_at": ("timestamp", f"When a pause was asked for {UTC_TIME}."),
-    "paused_at": ("timestamp", f"When the run last paused {UTC_TIME}."),
+    "completed_at": ("timestamp", "When the run ended (UTC); null while open."),
+    "pause_requested_at": ("timestamp", "When a pause was asked for (UTC)."),
+    "paused_at": ("timestamp", "When the run last paused (UTC)."),
     "paused_ms": ("bigint", "Milliseconds the run spent paused in all."),
     "pause_reason": ("text", "Why the run paused: user, provider_outage, "
                              "provider_rate_limited, provider_billing, ..."),
@@ -116,8 +115,8 @@ STEP_HINTS = _hints({
                        "... (as sent)."),
     "iteration": ("bigint", "Attempt number of the node within the run, from 1; > 1 is a "
                             "retry (a validator's regeneration, a resume)."),
-    "started_at": ("timestamp", f"When the step started {UTC_TIME}."),
-    "completed_at": ("timestamp", f"When the step ended {UTC_TIME}; null while it runs."),
+    "started_at": ("timestamp", "When the step started (UTC)."),
+    "completed_at": ("timestamp", "When the step ended (UTC); null while it runs."),
     "duration_ms": ("bigint", "completed_at - started_at in milliseconds (a step has no "
                               "paused time); null until the step has ended."),
     "has_result": ("bool", "Whether the step stored a result (its result__* columns)."),
