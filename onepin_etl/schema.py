@@ -40,8 +40,9 @@ def read(con: duckdb.DuckDBPyConnection, dataset: str) -> list[Relation]:
     found += [(t, "table", f'"{dataset}"."{t}"') for t in DLT_TABLES if t in present]
     found += [(v, "view", v) for v in VIEWS]
     return [Relation(name, kind, descriptions.table_description(name),
-                     [Column(column, str(kind_), descriptions.column_description(name, column))
-                      for column, kind_ in _ordered(name, con.execute(
+                     [Column(column, str(data_type),
+                             descriptions.column_description(name, column))
+                      for column, data_type in _ordered(name, con.execute(
                           f"select column_name, column_type from (describe {sql_name})"
                       ).fetchall())])
             for name, kind, sql_name in found]
