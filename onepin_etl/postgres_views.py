@@ -34,10 +34,10 @@ def statements(dataset: str) -> list[str]:
 
 
 def persist(sql_client: Any, dataset: str) -> None:
-    """(Re)create the views through dlt's PostgreSQL client and comment everything, in one
-    transaction that waits for any other loader doing the same."""
+    """(Re)create the views through dlt's PostgreSQL client, in one transaction that waits for
+    any other loader doing the same."""
     with sql_client.begin_transaction():
         sql_client.execute_sql(f"select pg_advisory_xact_lock({_ADVISORY_LOCK})")
         for statement in statements(dataset):
             sql_client.execute_sql(statement)
-        comments.comment_postgres(sql_client, dataset)
+        comments.comment_postgres(sql_client, dataset)  # views re-created lost theirs
