@@ -14,6 +14,7 @@ from onepin_etl import descriptions
 from onepin_etl.analysis import TABLES, dataset_tables, loaded_tables
 from onepin_etl.analysis_sql import VIEWS
 from onepin_etl.descriptions import DLT_TABLES
+from onepin_source.hints import COLUMN_FAMILIES
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,15 @@ def to_markdown(relations: list[Relation], dataset: str) -> str:
             lines += [f"| `{c.name}` | {c.type} | {_cell(c.description)} |"
                       for c in relation.columns]
             lines.append("")
+    lines += ["## Column families", "",
+              "Columns the data names, described by one rule each: a new key in a step's "
+              "`result` or a run's `usage_summary` becomes a column with its family's "
+              "description (and comment) in the load that brings it.", "",
+              "| table | columns | description |", "|---|---|---|"]
+    lines += [f"| {table} | `{prefix}<key>` | {_cell(rule.format(key="<key>"))} |"
+              for table, rules in COLUMN_FAMILIES.items() for prefix, rule in rules.items()]
+    lines += ["| any | `<column>__v_<type>` | dlt's variant column: the values of `<column>` "
+              "whose type differed from the column's, with `<column>`'s description. |", ""]
     return "\n".join(lines)
 
 
