@@ -86,7 +86,7 @@ def to_markdown(relations: list[Relation], dataset: str) -> str:
               "`result` or a run's `usage_summary` becomes a column with its family's "
               "description (and comment) in the load that brings it.", "",
               "| table | columns | description |", "|---|---|---|"]
-    lines += [f"| {table} | `{prefix}<key>` | {_cell(rule.format(key="<key>"))} |"
+    lines += [f"| {table} | `{prefix}<key>` | {_cell(rule.format(key='`<key>`'))} |"
               for table, rules in COLUMN_FAMILIES.items() for prefix, rule in rules.items()]
     lines += ["| any | `<column>__v_<type>` | dlt's variant column: the values of `<column>` "
               "whose type differed from the column's, with `<column>`'s description. |", ""]
