@@ -105,7 +105,7 @@ RUN_HINTS = _hints({
 })
 
 STEP_HINTS = _hints({
-    "id": ("text", "Step id (UUID; <run id>#<position> if the API sent none)."),
+    "id": ("text", "Step id (UUID; if the API sent none: the run id, #, the step's position)."),
     "workflow_id": ("text", "The step's workflow (workflows.id)."),
     "run_id": ("text", "The step's run (runs.id)."),
     "node_id": ("text", "The node of the workflow graph this step executed."),
