@@ -24,6 +24,7 @@ answer (so the server, which counts it somewhere in between, never sees more tha
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections import deque
@@ -33,6 +34,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from onepin_source.settings import MAX_RETRY_DELAY_S
+
+log = logging.getLogger(__name__)
 
 # X-RateLimit-Reset below this is seconds from now (GitHub-style APIs send Unix seconds, others
 # a delta); a Unix time is above 1e9 since 2001.
@@ -186,6 +189,7 @@ class QuotaWindow:
         self._began: float | None = None  # when the last wait ended
         self._streak = 0  # 429s in a row
         self._counting = False  # the wait's window was just counted: late answers add to it
+        self._probing = False  # a request went alone to ask whether the window turned
 
     def wait_s(self, now: float, in_flight: int) -> float | None:
         """0 if a request may go now, else seconds to wait (None: until an answer)."""
@@ -195,11 +199,19 @@ class QuotaWindow:
             self._reopen(self.reset_at)
         if self.remaining is None or self.remaining > 0:
             return 0.0
-        return 0.0 if in_flight == 0 else None
+        if in_flight:
+            return None
+        # Spent: one request asks whether the window turned, once its learned length is over
+        # (earlier, it would only meet a 429).
+        ends = self._began + self.quota.window_s \
+            if self._began is not None and self.quota is not None and self.quota.window_s \
+            else now
+        return max(0.0, ends - now)
 
     def _reopen(self, at: float) -> None:
         """The wait is over: with headers, one request asks what is left; from 429s alone, the
         window holds the count learned."""
+        log.debug("the wait is over; %s answered since the window before began", self._answered)
         self.reset_at = None
         self._began = at
         self._answered = 0
@@ -212,6 +224,8 @@ class QuotaWindow:
     def sent(self) -> None:
         if self.remaining is not None and self.remaining > 0:
             self.remaining -= 1
+        elif self.remaining == 0:
+            self._probing = True  # sent alone (wait_s): the next answer is its
 
     def answered(self, headers: Mapping[str, str], now: float, others_in_flight: int) -> None:
         """A request got an answer other than a 429."""
@@ -226,8 +240,21 @@ class QuotaWindow:
                 self.quota = Quota(self.quota.limit + 1, self.quota.window_s, "429")
             return
         self._answered += 1
-        if self.remaining == 0:  # one request beyond the count got through: a new window
-            self.remaining = max(0, self.quota.limit - 1) if self.quota else None
+        probe, self._probing = self._probing, False
+        if probe and self.quota is not None:
+            # One request beyond the count got through: a new window, if the last one is over
+            # by its learned length; else the count learned was short (the load's first window
+            # began before the load, or another user of the key was busy then).
+            length = self.quota.window_s
+            if length and self._began is not None and now >= self._began + length:
+                log.debug("probe got through %.2f s after the window began: a new window",
+                          now - self._began)
+                self._began = now
+                self._answered = 1
+                self.remaining = max(0, self.quota.limit - 1)
+            else:
+                log.debug("probe got through: the count is one more")
+                self.quota = Quota(self.quota.limit + 1, length, self.quota.source)
 
     def throttled(self, delay_s: float, headers: Mapping[str, str], now: float,
                   in_flight: int) -> None:
@@ -236,12 +263,16 @@ class QuotaWindow:
         is in flight; then everybody waits, and the requests answered since the last wait are
         the window's count. A lone 429 among answers makes only its own request wait."""
         self._streak += 1
+        self._probing = False
         seen = header_quota(headers)
         if seen.seen:
             self._from_headers(seen, now, 0)
         elif self.reset_at is None:
             if self.remaining != 0 and self._streak < 3 and in_flight > 0:
+                log.debug("a lone 429 (%s left, %s answered)", self.remaining, self._answered)
                 return
+            log.debug("spent: %s left, %s answered, streak %s", self.remaining, self._answered,
+                      self._streak)
             # A window seen whole (from the end of a wait) tells the count and the length; the
             # load's first one tells a count at least (it may have begun before the load).
             whole = self._began is not None
