@@ -323,6 +323,34 @@ def status(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
 
 
 @main.command()
+@target_options
+@click.option("--pipeline-name", help="dlt pipeline name (as given to load).")
+@click.option("--pipelines-dir", type=click.Path(file_okay=False),
+              help="dlt's working folder (as given to load).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json: the stable schema of docs/doctor.md.")
+@click.option("--max-requests", type=click.IntRange(min=1), default=25, show_default=True,
+              help="API requests at most (none is retried).")
+@user_errors
+def doctor(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
+           pipeline_name: str | None, pipelines_dir: str | None, fmt: str,
+           max_requests: int) -> None:
+    """Check configuration, API, API contract and destination in one read-only pass. Exit 0 when
+    a load can start, else 2 configuration, 3 authentication, 4 API, 5 destination."""
+    from onepin_etl import doctor as checkup
+    from onepin_etl.doctor.render import lines
+
+    found = checkup.run(Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name,
+                               pipelines_dir), max_requests=max_requests)
+    if fmt == "json":
+        out.out(json.dumps(found.as_dict(), indent=2, ensure_ascii=False), highlight=False)
+    else:
+        for line in lines(found):
+            out.out(line, highlight=False)
+    sys.exit(found.exit_code)
+
+
+@main.command()
 @click.option("--parquet-dir", default=DEFAULT_PARQUET_DIR, show_default=True,
               help="The Parquet folder to compact.")
 @click.option("--dataset", default=DEFAULT_DATASET, show_default=True)

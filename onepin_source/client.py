@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -85,6 +85,17 @@ class OnepinClient:
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET ``path`` and return the envelope's ``data``."""
         return self._data(self._send(path, params), path)
+
+    def envelope(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """GET ``path`` and return the whole body: ``data``, ``meta`` and any ``pagination``."""
+        response = self._send(path, params)
+        self._data(response, path)  # the same errors as get()
+        return dict(response.json())
+
+    def on_response(self, hook: Callable[[Response], None]) -> None:
+        """Call ``hook`` with every HTTP answer, retries included (``onepin-etl doctor`` reads
+        the rate-limit headers this way)."""
+        self._rest.session.hooks["response"].append(lambda response, *_, **__: hook(response))
 
     def _send(self, path: str, params: dict[str, Any] | None) -> Response:
         try:
