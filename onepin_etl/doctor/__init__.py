@@ -62,7 +62,7 @@ class Report:
             "schema": SCHEMA, "exit_code": self.exit_code,
             "problems": [p.as_dict() for p in self.problems],
             "requests": {"made": self.budget.made, "max": self.budget.most,
-                         "skipped": self.budget.skipped},
+                         "stopped_at": self.budget.stopped_at},
             "configuration": self._configuration(),
             "api": self.api.as_dict(),
             "contract": None if sample is None else {

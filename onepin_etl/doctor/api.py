@@ -43,11 +43,11 @@ class Budget:
 
     most: int
     made: int = 0
-    skipped: list[str] = field(default_factory=list)
+    stopped_at: str | None = None  # the first request it could not make
 
     def spend(self, what: str) -> None:
         if self.made >= self.most:
-            self.skipped.append(what)
+            self.stopped_at = what
             raise BudgetSpent(what)
         self.made += 1
 
@@ -86,6 +86,7 @@ class Probe:
         self.credentials = credentials
         self.budget = budget
         self.found = ApiCheck()
+        self.sample: Sample | None = None  # filled as it is read
         self.client = self._client(credentials)
 
     def _client(self, credentials: Credentials) -> OnepinClient:
@@ -105,17 +106,16 @@ class Probe:
 
     def run(self) -> tuple[ApiCheck, Sample | None]:
         """Every check in order, until the budget is spent or an error stops them."""
-        sample = None
         try:
             self._whoami()
-            sample = self._sample()
-            self._runs_summary(sample)
+            self._sample()
+            self._runs_summary()
         except BudgetSpent:
             pass
         except OnepinApiError as exc:
             self._failed(exc)
         self.found.tls = self._tls()
-        return self.found, sample
+        return self.found, self.sample
 
     def _whoami(self) -> None:
         times = []
@@ -131,7 +131,7 @@ class Probe:
             raise OnepinAuthError("the key lacks the workflows:read scope, which loads need; "
                                   "create a key with it in the Onepin dashboard", status=403)
 
-    def _sample(self) -> Sample:
+    def _sample(self) -> None:
         listing = self._call("workflows", lambda: self.client.envelope(
             "/workflows", {"limit": WORKFLOW_PAGE, "sort": "updated_at", "order": "desc"}))
         workflows = list(listing["data"])
@@ -139,23 +139,25 @@ class Probe:
         self.found.workflows_visible = pagination.get("total", len(workflows))
         recent = sorted((w for w in workflows if w.get("last_run_at")),
                         key=lambda w: str(w["last_run_at"]), reverse=True)[:SAMPLE_WORKFLOWS]
+        self.sample = sample = Sample(workflows, [], [], None)
         newest: list[tuple[str, dict[str, Any]]] = []
         for workflow in recent:
             runs = self._call("runs", partial(
                 self.client.envelope, f"/workflows/{workflow['id']}/runs",
                 {"limit": 1, "sort": "created_at", "order": "desc"}))["data"]
             newest += [(workflow["id"], run) for run in runs[:1]]
-        sample = Sample(workflows, [run for _, run in newest], [], None)
+            sample.runs += runs[:1]
         for workflow_id, run in newest:
             steps = self._call("steps", partial(
                 self.client.envelope, f"/workflows/{workflow_id}/runs/{run['id']}/steps",
                 {"include_result": "true"}))
             sample.steps.extend(steps["data"])
             sample.steps_paginated = bool(sample.steps_paginated) or "pagination" in steps
-        return sample
 
-    def _runs_summary(self, sample: Sample) -> None:
-        workflow = next((w for w in sample.workflows if w.get("last_run_at")), None)
+    def _runs_summary(self) -> None:
+        sample = self.sample
+        workflow = next((w for w in sample.workflows if w.get("last_run_at")), None) \
+            if sample else None
         if workflow is None:
             return
         try:

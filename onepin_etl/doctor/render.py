@@ -16,8 +16,8 @@ def lines(report: Report) -> list[str]:
            "API", *_api(data["api"]), *_contract(data["contract"]),
            "Destination", *_destination(data["destination"]),
            f"Requests: {requests['made']} of at most {requests['max']}"
-           + (f"; not checked for want of requests: {', '.join(requests['skipped'])} "
-              "(raise --max-requests)" if requests["skipped"] else "")]
+           + (f"; the budget ran out at {requests['stopped_at']}, the rest is not checked "
+              "(raise --max-requests)" if requests["stopped_at"] else "")]
     problems = data["problems"]
     if not problems:
         return [*out, "All well: a load can start."]

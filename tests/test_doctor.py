@@ -1,0 +1,173 @@
+"""``onepin-etl doctor`` against the simulator: exact findings, exit codes, and no key shown."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from onepin_sim import Simulator, odd
+from tests.helpers import api_get, table
+
+ODD_SHARE = 0.5
+# What each of the simulator's odd shapes looks like to the doctor (odd.BENDS); the others
+# (a 1 MB result, NUL characters, other offsets) are within the documented shape.
+ODD_FINDINGS = {
+    "unknown_status": ["step: unknown status 'queued_for_review'"],
+    "wrong_types": ["step: iteration is str", "step: has_result is str", "step: locales is str"],
+    "missing_fields": ["step: missing node_type"],
+    "list_result": ["step: result is list"],
+    "string_result": ["step: result is str"],
+}
+
+
+def doctor(cli: Any, workdir: Path, *args: str, expect: int = 0, **env: str) -> dict[str, Any]:
+    result = cli("doctor", "--format", "json", "--pipelines-dir", str(workdir / "pipelines"),
+                 *args, expect=expect, **env)
+    report: dict[str, Any] = json.loads(result.output)
+    return report
+
+
+def sampled_steps(sim: Simulator) -> list[dict[str, Any]]:
+    """The doctor's sample read plainly: the newest run of the 3 workflows run last."""
+    workflows = api_get(sim, "/workflows", limit=100).json()["data"]
+    recent = sorted(workflows, key=lambda w: w["last_run_at"], reverse=True)[:3]
+    steps = []
+    for workflow in recent:
+        run = api_get(sim, f"/workflows/{workflow['id']}/runs", limit=1).json()["data"][0]
+        steps += api_get(sim, f"/workflows/{workflow['id']}/runs/{run['id']}/steps").json()["data"]
+    return steps
+
+
+def test_healthy(sim: Simulator, cli: Any, workdir: Path) -> None:
+    report = doctor(cli, workdir)
+    assert report["exit_code"] == 0 and report["problems"] == []
+    assert report["requests"] == {"made": 11, "max": 25, "stopped_at": None}
+    assert sim.stats.snapshot()["requests"] == {"whoami": 3, "workflows": 1, "runs": 3,
+                                                "steps": 3, "runs_summary": 1}
+    whoami = api_get(sim, "/auth/whoami").json()["data"]
+    assert report["configuration"] == {
+        "api_key": {"last4": f"…{sim.api_key[-4:]}", "source": "ONEPIN_API_KEY"},
+        "base_url": {"value": sim.base_url, "source": "ONEPIN_BASE_URL"},
+        "workspace_id": {"value": None, "source": "not set"}}
+    api = report["api"]
+    assert api.pop("latency_ms") > 0
+    assert api == {"reachable": True, "tls": "none: plain http, allowed to loopback addresses only",
+                   "whoami": whoami, "workspace_id_agrees": None, "rate_limit_headers": {},
+                   "workflows_visible": 3}
+    assert report["contract"] == {"workflows": 3, "runs": 3, "steps": len(sampled_steps(sim)),
+                                  "findings": [], "iteration_base": 1, "steps_paginated": False,
+                                  "runs_summary": "answers for this key"}
+    assert report["destination"] == {
+        "kind": "duckdb", "location": "onepin_etl.duckdb", "dataset": "onepin",
+        "pipeline": "onepin", "pipelines_dir": str(workdir / "pipelines"), "reachable": True,
+        "writable": True, "detail": "onepin_etl.duckdb does not exist yet; the first load "
+                                    "creates it",
+        "lock": None, "pending_packages": [], "last_load": None}
+    assert not (workdir / "onepin_etl.duckdb").exists()  # doctor created nothing
+
+    cli("load")
+    (load_id,), = table(workdir / "onepin_etl.duckdb", "select load_id from onepin._dlt_loads")
+    after = doctor(cli, workdir)["destination"]
+    assert after["detail"] == "onepin_etl.duckdb opens for writing"
+    assert after["last_load"]["load_id"] == load_id
+    text = cli("doctor", "--pipelines-dir", str(workdir / "pipelines")).output
+    assert text.splitlines()[-1] == "All well: a load can start."
+    assert f"  API key         …{sim.api_key[-4:]} (from ONEPIN_API_KEY)" in text
+    assert sim.api_key not in text
+
+
+def test_request_budget(sim: Simulator, cli: Any, workdir: Path) -> None:
+    report = doctor(cli, workdir, "--max-requests", "5")
+    assert report["requests"] == {"made": 5, "max": 5, "stopped_at": "runs"}
+    assert sim.stats.snapshot()["total"] == 5
+    assert (report["contract"]["runs"], report["contract"]["steps"]) == (1, 0)
+    assert report["contract"]["steps_paginated"] is None
+    assert report["contract"]["runs_summary"] is None
+
+
+def test_wrong_key_exits_3(sim: Simulator, cli: Any, workdir: Path) -> None:
+    wrong = "op_live_" + "Wr0ngKey" * 4
+    result = cli("doctor", "--format", "json", "--pipelines-dir", str(workdir / "pipelines"),
+                 key=wrong, expect=3)
+    report = json.loads(result.output)
+    assert wrong not in result.output and sim.api_key not in result.output
+    assert report["configuration"]["api_key"] == {"last4": "…gKey", "source": "ONEPIN_API_KEY"}
+    (problem,) = report["problems"]
+    assert problem["area"] == "authentication" and problem["exit_code"] == 3
+    assert problem["message"].startswith("Onepin API 401 INVALID_API_KEY on /auth/whoami: ")
+    assert report["api"]["reachable"] is True and report["api"]["whoami"] is None
+    assert report["requests"]["made"] == 1 and report["contract"] is None
+
+
+def test_wrong_workspace_names_the_keys_own(sim: Simulator, cli: Any, workdir: Path) -> None:
+    wrong = "5e0f9b6a-0000-4000-8000-000000000000"
+    report = doctor(cli, workdir, expect=3, ONEPIN_WORKSPACE_ID=wrong)
+    assert report["configuration"]["workspace_id"] == {"value": wrong,
+                                                       "source": "ONEPIN_WORKSPACE_ID"}
+    assert report["api"]["workspace_id_agrees"] is False
+    assert report["problems"] == [{
+        "area": "authentication", "exit_code": 3,
+        "message": f"X-Workspace-Id {wrong} does not match the key's workspace "
+                   f"{sim.world.workspace_id}; unset ONEPIN_WORKSPACE_ID (or [sources.onepin] "
+                   "workspace_id), or set it to the key's workspace"}]
+    assert report["requests"]["made"] == 2  # the failed whoami, and one without the header
+
+
+def test_unreachable_exits_4(cli: Any, workdir: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    report = doctor(cli, workdir, expect=4, ONEPIN_BASE_URL=url)
+    (problem,) = report["problems"]
+    assert problem["area"] == "api"
+    assert problem["message"].startswith(f"cannot reach the Onepin API at {url} (/auth/whoami): "
+                                         "ConnectionError")
+    assert report["api"]["reachable"] is False and report["requests"]["made"] == 1
+    assert report["destination"]["writable"] is True  # checked all the same
+
+
+def test_odd_steps_are_listed_with_what_the_connector_does(
+        sim: Simulator, cli: Any, workdir: Path) -> None:
+    sim.set_faults(odd_steps=ODD_SHARE)
+    expected: Counter[str] = Counter()
+    for step in sampled_steps(sim):
+        expected.update(ODD_FINDINGS.get(odd.bend_kind(step["id"], ODD_SHARE) or "", []))
+    assert expected  # the sample holds odd steps
+    report = doctor(cli, workdir)  # tolerated shapes: all well
+    findings = report["contract"]["findings"]
+    assert {f["detail"]: f["count"] for f in findings} == dict(expected)
+    copes = {f["check"]: f["connector"] for f in findings}
+    assert copes["undocumented_status"].startswith("loaded as sent; metrics count completed, "
+                                                   "failed and cancelled only")
+    assert copes["wrong_type"].startswith("loaded as sent; a value that does not fit its column "
+                                          "goes to the column's __v_<type> variant")
+
+
+def test_a_duckdb_file_held_by_another_program_exits_5(
+        sim: Simulator, cli: Any, workdir: Path) -> None:
+    db = workdir / "onepin_etl.duckdb"
+    duckdb.connect(str(db)).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], "
+         "read_only=True); print('ready', flush=True); time.sleep(60)", str(db)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        report = doctor(cli, workdir, expect=5)
+    finally:
+        holder.kill()
+        holder.wait()
+    (problem,) = report["problems"]
+    assert problem["area"] == "destination"
+    assert problem["message"].startswith("cannot open onepin_etl.duckdb for writing: ")
+    assert problem["message"].endswith("if another program (a notebook, the duckdb CLI) holds "
+                                       "it, close it")
+    assert (report["destination"]["reachable"], report["destination"]["writable"]) == \
+        (True, False)
