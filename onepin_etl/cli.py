@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from onepin_etl.destinations import Target
 from onepin_etl.errors import exit_code
@@ -44,7 +45,7 @@ def user_errors(func: F) -> F:
         except OnepinError as exc:
             if debug:
                 err.print_exception()
-            err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
             sys.exit(exit_code(exc))
 
     return wrapper  # type: ignore[return-value]
@@ -227,18 +228,33 @@ def _html_report(target: Target, filters: Any, top: int, output: str | None,
 @click.option("--as-of", metavar="ISO8601", help="Judge as of this time (default: now).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
+@click.option("--notify", "notify_url", metavar="URL",
+              help="Webhook to POST to when the verdict changes (or ONEPIN_NOTIFY_URL, or "
+                   "[notify] url in .dlt/secrets.toml); never printed.")
+@click.option("--notify-always", is_flag=True,
+              help="Post on every failing check, not only on a change.")
+@click.option("--notify-timeout", type=click.FloatRange(min=0.1), default=10.0,
+              show_default=True, metavar="SECONDS", help="How long a post may take, retries "
+                                                         "included.")
+@click.option("--pipeline-name", help="dlt pipeline name (where the last verdict is kept).")
+@click.option("--pipelines-dir", type=click.Path(file_okay=False),
+              help="dlt's working folder (where the last verdict is kept).")
 @user_errors
 def check(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
           workflows: tuple[str, ...], by: str, window: str, baseline: str,
           max_failure_rate: float | None, max_p95_seconds: float | None, max_age: str | None,
           min_executions: int, min_failures: int, confidence: float, p95_factor: float,
-          no_regressions: bool, as_of: str | None, fmt: str) -> None:
+          no_regressions: bool, as_of: str | None, fmt: str, notify_url: str | None,
+          notify_always: bool, notify_timeout: float, pipeline_name: str | None,
+          pipelines_dir: str | None) -> None:
     """Health checks after a load: thresholds, freshness, regressions. Exit 6 on a failure."""
     from datetime import UTC, datetime
 
-    from onepin_etl import analysis, health
+    from onepin_etl import analysis, health, notify
     from onepin_etl.errors import CheckFailedError
     from onepin_source.config import parse_since, validate_uuid
+
+    webhook = notify.resolve_url(notify_url)
 
     config = health.CheckConfig(
         as_of=parse_since(as_of) or datetime.now(UTC), window=health.parse_duration(window),
@@ -267,6 +283,13 @@ def check(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
         out.out(f"{verdict}: {result.groups_checked} {by}s with steps in the last {window}, "
                 f"{result.steps_recent} recent and {result.steps_baseline} baseline steps; "
                 f"newest run {newest}", highlight=False)
+    if webhook:
+        target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name,
+                        pipelines_dir)
+        sent = notify.send_if_changed(webhook, target, result, as_of=config.as_of,
+                                      always=notify_always, timeout_s=notify_timeout)
+        if sent:
+            err.out(sent, highlight=False)
     if not result.healthy:
         raise CheckFailedError(f"{len(result.findings)} health check(s) failed")
 
