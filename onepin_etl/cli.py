@@ -456,6 +456,10 @@ def demo(out_dir: str) -> None:
               help="Requests per key per window (0 = unlimited).")
 @click.option("--rate-window", type=int, default=60, show_default=True,
               help="Length of the rate-limit window in seconds.")
+@click.option("--rate-sliding", is_flag=True,
+              help="A sliding rate-limit window (any --rate-window seconds), not a fixed one.")
+@click.option("--rate-limit-headers", is_flag=True,
+              help="Send X-RateLimit-* and RateLimit/RateLimit-Policy headers with the quota.")
 @click.option("--share-5xx", type=float, default=0.0, show_default=True)
 @click.option("--share-malformed", type=float, default=0.0, show_default=True)
 @click.option("--share-dropped", type=float, default=0.0, show_default=True)
@@ -464,7 +468,8 @@ def demo(out_dir: str) -> None:
 @click.option("--fault-seed", type=int, default=0, show_default=True)
 def sim(host: str, port: int, seed: int, workflows: int, runs: int, nodes: int,
         run_interval: int, latency_ms: float, jitter_ms: float, share_429: float,
-        retry_after: int, rate_limit: int, rate_window: int, share_5xx: float,
+        retry_after: int, rate_limit: int, rate_window: int, rate_sliding: bool,
+        rate_limit_headers: bool, share_5xx: float,
         share_malformed: float, share_dropped: float, odd_steps: float,
         fault_seed: int) -> None:
     """Serve the Onepin API simulator until interrupted."""
@@ -472,7 +477,8 @@ def sim(host: str, port: int, seed: int, workflows: int, runs: int, nodes: int,
 
     faults = FaultConfig(latency_ms=latency_ms, jitter_ms=jitter_ms, share_429=share_429,
                          retry_after_s=retry_after, rate_limit_per_min=rate_limit,
-                         rate_window_s=rate_window,
+                         rate_window_s=rate_window, rate_sliding=rate_sliding,
+                         rate_limit_headers=rate_limit_headers,
                          share_5xx=share_5xx, share_malformed=share_malformed,
                          share_dropped=share_dropped, odd_steps=odd_steps, seed=fault_seed)
     simulator = Simulator(WorldConfig(seed, workflows, runs, nodes, run_interval), faults,
