@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -171,3 +173,19 @@ def test_a_duckdb_file_held_by_another_program_exits_5(
                                        "it, close it")
     assert (report["destination"]["reachable"], report["destination"]["writable"]) == \
         (True, False)
+
+
+def test_rate_limit_headers_are_listed(sim: Simulator, cli: Any, workdir: Path) -> None:
+    # A sliding hour: the window cannot roll over during the test, so the counts are exact.
+    sim.set_faults(rate_limit_per_min=1000, rate_window_s=3600, rate_sliding=True,
+                   rate_limit_headers=True)
+    before = time.time()
+    report = doctor(cli, workdir)
+    headers = report["api"]["rate_limit_headers"]  # as the last answer (the 11th) sent them
+    reset = int(headers.pop("X-RateLimit-Reset"))
+    assert before < reset <= time.time() + 3601
+    assert re.fullmatch(r'"default";r=989;t=(3599|3600)', headers.pop("RateLimit"))
+    assert headers == {"X-RateLimit-Limit": "1000", "X-RateLimit-Remaining": "989",
+                       "RateLimit-Policy": '"default";q=1000;w=3600'}
+    text = cli("doctor", "--pipelines-dir", str(workdir / "pipelines")).output
+    assert "  rate limits     X-RateLimit-Limit: 1000, X-RateLimit-Remaining: 978, " in text
