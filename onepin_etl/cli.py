@@ -45,6 +45,7 @@ def user_errors(func: F) -> F:
         except OnepinError as exc:
             if debug:
                 err.print_exception()
+            # escaped: "[sources.onepin]" in a message is text, not rich markup
             err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
             sys.exit(exit_code(exc))
 
