@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -12,8 +13,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import dlt
 import duckdb
+from click.testing import CliRunner
 
+from onepin_etl import lock
+from onepin_etl.cli import main
+from onepin_etl.destinations import duckdb_destination
 from onepin_sim import Simulator, odd
 from tests.helpers import api_get, table
 
@@ -189,3 +195,40 @@ def test_rate_limit_headers_are_listed(sim: Simulator, cli: Any, workdir: Path) 
                        "RateLimit-Policy": '"default";q=1000;w=3600'}
     text = cli("doctor", "--pipelines-dir", str(workdir / "pipelines")).output
     assert "  rate limits     X-RateLimit-Limit: 1000, X-RateLimit-Remaining: 978, " in text
+
+
+def test_lock_holder_and_pending_packages_are_shown(
+        sim: Simulator, cli: Any, workdir: Path) -> None:
+    pipelines = workdir / "pipelines"
+    pipeline = dlt.pipeline("onepin", pipelines_dir=str(pipelines),
+                            destination=duckdb_destination(workdir / "onepin_etl.duckdb"))
+    pipeline.extract([{"a": 1}], table_name="left_behind")  # a package never loaded
+    (pending,) = pipeline.list_extracted_load_packages()
+    paths = lock.lock_paths(pipelines, "onepin", workdir / "onepin_etl.duckdb")
+    with lock.held(paths, "onepin"):
+        report = doctor(cli, workdir)  # a load running and a package pending stop nothing
+    destination = report["destination"]
+    assert destination["pending_packages"] == [pending]
+    holder = destination["lock"]
+    assert (holder["pipeline"], holder["pid"], holder["host"]) == \
+        ("onepin", os.getpid(), socket.gethostname())
+    assert report["exit_code"] == 0
+
+
+def test_configuration_sources_are_named(sim: Simulator, workdir: Path) -> None:
+    credentials = workdir / "home" / ".onepin" / "credentials"
+    credentials.parent.mkdir()
+    credentials.write_text(f'[default]\nbase_url = "{sim.base_url}"\n')
+    credentials.chmod(0o600)
+    env = {"SOURCES__ONEPIN__API_KEY": sim.api_key, "ONEPIN_WORKSPACE_ID": sim.world.workspace_id,
+           "ONEPIN_API_KEY": None, "ONEPIN_BASE_URL": None}
+    result = CliRunner().invoke(main, ["doctor", "--format", "json", "--pipelines-dir",
+                                       str(workdir / "pipelines")], env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["configuration"] == {
+        "api_key": {"last4": f"…{sim.api_key[-4:]}", "source": "SOURCES__ONEPIN__API_KEY"},
+        "base_url": {"value": sim.base_url, "source": f"{credentials} [default] base_url"},
+        "workspace_id": {"value": sim.world.workspace_id, "source": "ONEPIN_WORKSPACE_ID"}}
+    assert report["api"]["workspace_id_agrees"] is True
+    assert sim.api_key not in result.output

@@ -134,6 +134,8 @@ def _remote(target: Target, found: DestinationCheck) -> None:
 
 def _pending(target: Target) -> list[str]:
     """Packages a failed or killed load left behind (the next load finishes them first)."""
+    if not (target.working_dir / target.name).is_dir():  # never loaded: attach would create it
+        return []
     try:
         pipeline = dlt.attach(pipeline_name=target.name, pipelines_dir=str(target.working_dir))
     except CannotRestorePipelineException:

@@ -45,8 +45,9 @@ def _configuration(config: dict[str, Any], destination: dict[str, Any]) -> list[
 
 def _api(api: dict[str, Any]) -> list[str]:
     who = api["whoami"]
-    reachable = {True: "yes", False: "no", None: "not checked"}[api["reachable"]]
-    rows = [_row("reachable", reachable), _row("TLS", api["tls"] or "not checked")]
+    if api["reachable"] is None:
+        return [_row("reachable", "not checked")]
+    rows = [_row("reachable", "yes" if api["reachable"] else "no"), _row("TLS", api["tls"])]
     if api["latency_ms"] is not None:
         rows.append(_row("latency", f"{api['latency_ms']} ms (median of whoami calls)"))
     if who is not None:
