@@ -235,8 +235,8 @@ def _html_report(target: Target, filters: Any, top: int, output: str | None,
 @click.option("--notify-always", is_flag=True,
               help="Post on every failing check, not only on a change.")
 @click.option("--notify-timeout", type=click.FloatRange(min=0.1), default=10.0,
-              show_default=True, metavar="SECONDS", help="How long a post may take, retries "
-                                                         "included.")
+              show_default=True, metavar="SECONDS",
+              help="How long the 3 attempts of a post may wait for the webhook, together.")
 @click.option("--pipeline-name", help="dlt pipeline name (where the last verdict is kept).")
 @click.option("--pipelines-dir", type=click.Path(file_okay=False),
               help="dlt's working folder (where the last verdict is kept).")

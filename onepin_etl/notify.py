@@ -29,7 +29,7 @@ from onepin_etl.destinations import Target
 from onepin_etl.health import Finding, HealthReport
 from onepin_source.errors import ConfigError
 
-NOTIFY_TIMEOUT_S = 10.0  # how long a post may hold the check, all attempts together (about)
+NOTIFY_TIMEOUT_S = 10.0  # how long the attempts of a post may wait for answers, together
 NOTIFY_ATTEMPTS = 3  # a webhook answering 5xx, 429 or nothing is tried this often
 BACKOFF_S = 0.5  # waits of about 0.5 s and 1 s between attempts
 MAX_WAIT_S = 2.0  # a webhook's Retry-After is honoured up to this
