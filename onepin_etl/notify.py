@@ -14,7 +14,10 @@ to the state; a failed post is reported by the kind of failure only.
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -134,12 +137,25 @@ def post(url: str, payload: dict[str, Any], *, timeout_s: float = NOTIFY_TIMEOUT
                      request_max_attempts=NOTIFY_ATTEMPTS, request_backoff_factor=BACKOFF_S,
                      request_max_retry_delay=MAX_WAIT_S).session
     try:
-        response = session.post(url, json=payload)
+        with _unlogged():
+            response = session.post(url, json=payload)
     except RequestException as exc:
         return f"{type(exc).__name__} after {NOTIFY_ATTEMPTS} attempts"
     if response.status_code >= 300:
         return f"the webhook answered HTTP {response.status_code}"
     return None
+
+
+@contextmanager
+def _unlogged() -> Iterator[None]:
+    """urllib3 logs each request's path at DEBUG (``--debug``): a webhook's path is its secret."""
+    logger = logging.getLogger("urllib3")
+    level = logger.level
+    logger.setLevel(max(level, logging.INFO))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def send_if_changed(url: str, target: Target, report: HealthReport, *, as_of: datetime,

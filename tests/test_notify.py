@@ -6,7 +6,10 @@ are known: healthy without regressions, two regressions with them, plus a stale 
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from onepin_etl.cli import main
+from tests.helpers import ROOT
 from tests.test_health import make_db
 
 SECRET = "T0SECRET/B0SECRET/xYzSecretToken"
@@ -139,3 +143,18 @@ def test_a_notify_url_that_is_not_http_is_a_usage_error(db: Path, workdir: Path)
     assert result.output.strip() == (
         "error: the notify URL (--notify, ONEPIN_NOTIFY_URL or [notify] url) is not an http(s) "
         "URL; paste the webhook URL your chat tool gave you")
+
+
+def test_debug_logs_do_not_show_the_url(db: Path, workdir: Path) -> None:
+    """``--debug`` turns on urllib3's request log, which names each request's path."""
+    with Receiver([500]) as hook:
+        result = subprocess.run(
+            [sys.executable, "-m", "onepin_etl.cli", "--debug", "check", "--duckdb-path",
+             str(db), "--as-of", "2026-03-01T00:00:00Z", "--pipelines-dir",
+             str(workdir / "pipelines"), "--notify", hook.url],
+            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+            timeout=120)
+    assert result.returncode == 6, result.stderr
+    assert "notified: failing" in result.stderr and "Traceback" in result.stderr  # --debug on
+    assert "SECRET" not in result.stdout + result.stderr
+    assert len(hook.bodies) == 2
