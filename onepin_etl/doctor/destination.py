@@ -31,6 +31,7 @@ class DestinationCheck:
     pending_packages: list[str] = field(default_factory=list)
     last_load: tuple[str, str] | None = None  # (load id, ISO time)
     problem: str | None = None
+    has_data: bool = False  # the file, folder or dataset exists: the last load can be read
 
     def as_dict(self) -> dict[str, Any]:
         return {"reachable": self.reachable, "writable": self.writable, "detail": self.detail,
@@ -51,10 +52,10 @@ def check(target: Target) -> DestinationCheck:
     except OnepinError as exc:
         found.problem = str(exc)
     found.pending_packages = _pending(target)
-    if found.problem is None and found.reachable and _has_data(target):
+    if found.problem is None and found.has_data:
         try:
             loads = status.completed_loads(target)
-        except OnepinError:
+        except (OnepinError, duckdb.Error):  # the last load is a courtesy: never a problem
             loads = []
         found.last_load = (loads[0][0], loads[0][1].isoformat()) if loads else None
     return found
@@ -85,7 +86,8 @@ def _folder(path: Path, found: DestinationCheck) -> None:
         raise DestinationError(f"cannot write in {existing}: {exc.strerror}; fix its "
                                "permissions or choose another location") from None
     found.reachable = found.writable = True
-    found.detail = f"{path} exists" if path.exists() else \
+    found.has_data = path.exists()
+    found.detail = f"{path} exists" if found.has_data else \
         f"{path} does not exist yet; the first load creates it in {existing}"
 
 
@@ -93,6 +95,7 @@ def _duckdb(path: Path, found: DestinationCheck) -> None:
     """The folder takes new files, and an existing file opens for writing: no other program
     (a notebook, the duckdb CLI) holds it, and it is a DuckDB database."""
     _folder(path.absolute().parent, found)
+    found.has_data = path.exists() and found.lock is None  # a running load holds the file
     if not path.exists():
         found.detail = f"{path} does not exist yet; the first load creates it"
         return
@@ -126,7 +129,7 @@ def _remote(target: Target, found: DestinationCheck) -> None:
         cause = exc.__cause__ or exc
         raise DestinationError(f"cannot reach {target.location}: "
                                f"{remote.scrub(remote.first_line(cause))}") from None
-    found.reachable = True
+    found.reachable, found.has_data = True, exists
     found.detail = (f"dataset {target.dataset} exists" if exists else
                     f"dataset {target.dataset} does not exist yet; the first load creates it")
     found.detail += "; write permission is checked by the first load"
@@ -141,8 +144,3 @@ def _pending(target: Target) -> list[str]:
     except CannotRestorePipelineException:
         return []
     return [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]
-
-
-def _has_data(target: Target) -> bool:
-    files = target.local_files
-    return files is None or files.exists()
