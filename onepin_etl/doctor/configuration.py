@@ -1,13 +1,13 @@
 """Where the key, base URL and workspace come from, in the source's order of precedence
 (:mod:`onepin_source.config`): dlt's configuration (``.dlt/secrets.toml``, ``.dlt/config.toml``,
 ``SOURCES__ONEPIN__*``), then ``ONEPIN_*`` variables, then the official CLI's credentials file,
-then the default. The key itself is never kept here: its last 4 characters at most."""
+then the default. The key is never shown, not even in a repr: its last 4 characters at most."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +21,10 @@ SECTIONS = ("sources", "onepin")
 
 
 @dataclass(frozen=True)
-class Setting:
-    """A setting's value (None for the key: never shown) and where it was found."""
-
-    value: str | None
-    source: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "source": self.source}
-
-
-@dataclass(frozen=True)
 class Found:
     """The three settings as found, before validation."""
 
-    api_key: str | None
+    api_key: str | None = field(repr=False)
     base_url: str | None
     workspace_id: str | None
     sources: dict[str, str]
@@ -57,15 +46,16 @@ def _from_dlt(name: str, providers: Sequence[ConfigProvider]) -> tuple[str | Non
     return None, ""
 
 
-def find(environ: Mapping[str, str] | None = None,
-         credentials_file: str | Path = CREDENTIALS_FILE) -> Found:
-    """Each setting and the place it comes from, as :func:`resolve_credentials` would pick it."""
-    env = os.environ if environ is None else environ
-    file_path = Path(credentials_file).expanduser()
-    file = read_credentials_file(credentials_file)
+def find() -> Found:
+    """Each setting and the place it comes from, as :func:`resolve_credentials` picks it."""
+    env = os.environ
     key, key_from = _from_dlt("api_key", dlt.secrets.config_providers)
     url, url_from = _from_dlt("base_url", dlt.config.config_providers)
     workspace, workspace_from = _from_dlt("workspace_id", dlt.config.config_providers)
+    file_path = Path(CREDENTIALS_FILE).expanduser()
+    file: dict[str, Any] = {}
+    if not (key or env.get("ONEPIN_API_KEY")) or not (url or env.get("ONEPIN_BASE_URL")):
+        file = read_credentials_file(file_path)  # only when needed, as the source reads it
     if not key:
         key, key_from = _first((env.get("ONEPIN_API_KEY"), "ONEPIN_API_KEY"),
                                (file.get("api_key"), f"{file_path} [default] api_key"))

@@ -52,9 +52,6 @@ class Finding:
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "connector": self.connector}
 
-    def line(self) -> str:
-        return f"{self.detail} ({self.count}×): {self.connector}"
-
 
 @dataclass
 class Sample:
