@@ -232,3 +232,11 @@ def test_configuration_sources_are_named(sim: Simulator, workdir: Path) -> None:
         "workspace_id": {"value": sim.world.workspace_id, "source": "ONEPIN_WORKSPACE_ID"}}
     assert report["api"]["workspace_id_agrees"] is True
     assert sim.api_key not in result.output
+
+
+def test_a_file_that_is_not_a_duckdb_database_exits_5(cli: Any, workdir: Path) -> None:
+    (workdir / "onepin_etl.duckdb").write_text("not a database\n" * 500)
+    report = doctor(cli, workdir, expect=5)
+    (problem,) = report["problems"]
+    assert problem["message"].startswith("cannot open onepin_etl.duckdb for writing: ")
+    assert report["destination"]["writable"] is False
