@@ -100,7 +100,11 @@ def shard_option(func: F) -> F:
               show_default=True, help="Re-list runs created this long before the mark.")
 @click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY),
               default=DEFAULT_CONCURRENCY, show_default=True,
-              help="Requests in flight at most (a 429 lowers it for every worker).")
+              help="Requests in flight at most, a hard cap (the limiter starts at 8, rises "
+                   "while answers stay fast, and falls on 429s or slower answers).")
+@click.option("--max-requests-per-minute", type=click.IntRange(min=1), metavar="N",
+              help="Never more than N requests in any 60 s (a key shared with other users; "
+                   "also max_requests_per_minute in [sources.onepin]).")
 @click.option("--row-format", type=click.Choice(["arrow", "dicts"]), default="arrow",
               show_default=True, help="arrow: fast path; dicts: dlt's plain rows (same tables).")
 @click.option("--progress", type=click.Choice(["log", "tqdm", "enlighten", "alive_progress"]),
@@ -119,18 +123,21 @@ def shard_option(func: F) -> F:
 def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
          workflows: tuple[str, ...], runs: tuple[str, ...], since: str | None,
          no_results: bool, full_refresh: bool, lookback_minutes: int, concurrency: int,
-         row_format: str, progress: str | None, pipeline_name: str | None,
-         pipelines_dir: str | None, wait_s: float, shard: str | None) -> None:
+         max_requests_per_minute: int | None, row_format: str, progress: str | None,
+         pipeline_name: str | None, pipelines_dir: str | None, wait_s: float,
+         shard: str | None) -> None:
     """Load workflows, runs and run steps incrementally."""
     from onepin_etl.destinations import Target
     from onepin_etl.pipeline import load as run
 
     target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir,
                     shard)
+    budget = {"max_requests_per_minute": max_requests_per_minute} \
+        if max_requests_per_minute else {}  # else [sources.onepin]'s, if set
     info = run(target, full_refresh=full_refresh, progress=progress, wait_s=wait_s,
                workflow_ids=list(workflows) or None, runs=list(runs) or None, since=since,
                include_result=not no_results, lookback_minutes=lookback_minutes,
-               concurrency=concurrency, row_format=row_format)
+               concurrency=concurrency, row_format=row_format, **budget)
     trace = info.pipeline.last_trace  # type: ignore[attr-defined]
     normalized = trace.last_normalize_info if trace else None
     counts = normalized.row_counts if normalized else {}
