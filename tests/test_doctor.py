@@ -240,3 +240,14 @@ def test_a_file_that_is_not_a_duckdb_database_exits_5(cli: Any, workdir: Path) -
     (problem,) = report["problems"]
     assert problem["message"].startswith("cannot open onepin_etl.duckdb for writing: ")
     assert report["destination"]["writable"] is False
+
+
+def test_a_failed_tls_handshake_exits_4(sim: Simulator, cli: Any, workdir: Path) -> None:
+    """https to a server that speaks plain http: the handshake fails as a bad certificate
+    would, before any answer."""
+    url = sim.base_url.replace("http://", "https://")
+    report = doctor(cli, workdir, expect=4, ONEPIN_BASE_URL=url)
+    assert report["api"]["tls"] == "failed: certificate or handshake refused"
+    assert report["api"]["reachable"] is False
+    assert report["problems"][0]["message"].startswith(
+        f"cannot reach the Onepin API at {url} (/auth/whoami): SSLError")
