@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from onepin_etl import lock
 from onepin_etl.cli import main
 from onepin_etl.destinations import duckdb_destination
+from onepin_etl.doctor.contract import Sample, findings, iteration_base
 from onepin_sim import Simulator, odd
 from tests.helpers import api_get, table
 
@@ -251,3 +252,22 @@ def test_a_failed_tls_handshake_exits_4(sim: Simulator, cli: Any, workdir: Path)
     assert report["api"]["reachable"] is False
     assert report["problems"][0]["message"].startswith(
         f"cannot reach the Onepin API at {url} (/auth/whoami): SSLError")
+
+
+def test_contract_findings_of_a_sample() -> None:
+    """The checks the simulator cannot provoke: fields the docs do not name, a run without a
+    required field, 0-based iterations, a paginated steps answer (the one that loses data)."""
+    step = {"id": "s1", "node_id": "n1", "node_type": "t", "status": "completed",
+            "iteration": 0, "trace_id": "x"}
+    sample = Sample(workflows=[{"id": "w1", "name": "W", "folder": "f"}],
+                    runs=[{"id": "r1", "status": "completed", "created_at": "2026-01-01T00:00:00Z"}],
+                    steps=[step, {**step, "id": "s2", "iteration": 1}], steps_paginated=True)
+    found = [(f.check, f.detail, f.count, f.loses_data) for f in findings(sample)]
+    assert found == [
+        ("unknown_field", "step field 'trace_id' is not documented", 2, False),
+        ("iteration_base", "step iteration starts at 0", 1, False),
+        ("missing_field", "run without run_number", 1, False),
+        ("steps_paginated", "the steps endpoint answers with pagination", 1, True),
+        ("unknown_field", "workflow field 'folder' is not documented", 1, False),
+    ]
+    assert iteration_base(sample.steps) == 0 and iteration_base([{"iteration": "#1"}]) is None

@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from onepin_etl.cli import main
+from onepin_etl.notify import Verdict, event
 from tests.helpers import ROOT
 from tests.test_health import make_db
 
@@ -158,3 +159,13 @@ def test_debug_logs_do_not_show_the_url(db: Path, workdir: Path) -> None:
     assert "notified: failing" in result.stderr and "Traceback" in result.stderr  # --debug on
     assert "SECRET" not in result.stdout + result.stderr
     assert len(hook.bodies) == 2
+
+
+def test_which_changes_send() -> None:
+    healthy, one, two = Verdict(True, {}), Verdict(False, {"a": "A"}), \
+        Verdict(False, {"a": "A", "b": "B"})
+    assert [event(None, healthy), event(None, one), event(healthy, one), event(one, one),
+            event(one, two), event(two, one), event(two, healthy), event(healthy, healthy)] == \
+        [None, "failing", "failing", None, "new_failures", None, "recovered", None]
+    assert event(one, one, always=True) == "still_failing"
+    assert event(healthy, healthy, always=True) is None
