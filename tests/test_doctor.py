@@ -260,7 +260,7 @@ def test_contract_findings_of_a_sample() -> None:
     step = {"id": "s1", "node_id": "n1", "node_type": "t", "status": "completed",
             "iteration": 0, "trace_id": "x"}
     sample = Sample(workflows=[{"id": "w1", "name": "W", "folder": "f"}],
-                    runs=[{"id": "r1", "status": "completed", "created_at": "2026-01-01T00:00:00Z"}],
+                    runs=[{"id": "r1", "status": "completed", "created_at": "2026-01-01Z"}],
                     steps=[step, {**step, "id": "s2", "iteration": 1}], steps_paginated=True)
     found = [(f.check, f.detail, f.count, f.loses_data) for f in findings(sample)]
     assert found == [
