@@ -25,6 +25,7 @@ from onepin_etl.settings import (
     DEFAULT_DUCKDB_PATH,
     DEFAULT_PARQUET_DIR,
     DEFAULT_PIPELINE_NAME,
+    DOCTOR_MAX_REQUESTS,
 )
 from onepin_source.errors import OnepinError
 from onepin_source.settings import DEFAULT_CONCURRENCY, DEFAULT_LOOKBACK_MINUTES, MAX_CONCURRENCY
@@ -360,7 +361,8 @@ def status(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
               help="dlt's working folder (as given to load).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="json: the stable schema of docs/doctor.md.")
-@click.option("--max-requests", type=click.IntRange(min=1), default=25, show_default=True,
+@click.option("--max-requests", type=click.IntRange(min=1), default=DOCTOR_MAX_REQUESTS,
+              show_default=True,
               help="API requests at most (none is retried).")
 @user_errors
 def doctor(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,

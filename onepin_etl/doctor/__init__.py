@@ -19,10 +19,10 @@ from onepin_etl.doctor.contract import Finding, Sample, findings, iteration_base
 from onepin_etl.doctor.destination import DestinationCheck
 from onepin_etl.doctor.destination import check as check_destination
 from onepin_etl.errors import exit_code
+from onepin_etl.settings import DOCTOR_MAX_REQUESTS
 from onepin_source.errors import ConfigError, OnepinError
 
 SCHEMA = 1
-DEFAULT_MAX_REQUESTS = 25  # enough for every check (11 requests with 3 sampled workflows)
 AREAS = {2: "configuration", 3: "authentication", 4: "api", 5: "destination"}
 
 
@@ -96,7 +96,7 @@ class Report:
             return None
 
 
-def run(target: Target, *, max_requests: int = DEFAULT_MAX_REQUESTS) -> Report:
+def run(target: Target, *, max_requests: int = DOCTOR_MAX_REQUESTS) -> Report:
     """The whole pass. Never raises for what it is there to find: each problem is reported."""
     report = Report(target, Budget(max_requests))
     try:
