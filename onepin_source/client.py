@@ -56,10 +56,12 @@ class OnepinClient:
 
     def __init__(self, credentials: Credentials, *, concurrency: int = DEFAULT_CONCURRENCY,
                  max_attempts: int = REQUEST_MAX_ATTEMPTS,
-                 max_requests_per_minute: int | None = None) -> None:
+                 max_requests_per_minute: int | None = None,
+                 limiter: RequestLimiter | None = None) -> None:
         """One pooled, retrying session shared by every thread, with at most ``concurrency``
         requests in flight, paced to the API's quota and ``max_requests_per_minute`` (see
-        :mod:`onepin_source.throttle`)."""
+        :mod:`onepin_source.throttle`); ``limiter`` replaces that gate (``onepin-etl doctor``
+        sends without pacing)."""
         headers = {"User-Agent": USER_AGENT}
         if credentials.workspace_id:
             headers["X-Workspace-Id"] = credentials.workspace_id
@@ -73,8 +75,8 @@ class OnepinClient:
             retry_condition=_is_malformed_json,
         ).session
         # Our adapter replaces the Client's own: it owns the connection pool and the limiter.
-        self.limiter = RequestLimiter(concurrency,
-                                      max_requests_per_minute=max_requests_per_minute)
+        self.limiter = limiter or RequestLimiter(
+            concurrency, max_requests_per_minute=max_requests_per_minute)
         adapter = LimitedAdapter(self.limiter, pool_maxsize=concurrency + 2)
         session.mount("http://", adapter)
         session.mount("https://", adapter)

@@ -271,3 +271,18 @@ def test_contract_findings_of_a_sample() -> None:
         ("unknown_field", "workflow field 'folder' is not documented", 1, False),
     ]
     assert iteration_base(sample.steps) == 0 and iteration_base([{"iteration": "#1"}]) is None
+
+
+def test_a_spent_quota_is_reported_at_once(sim: Simulator, cli: Any, workdir: Path) -> None:
+    """The doctor does not wait out a 429 (a load would): it says so and exits 4."""
+    sim.set_faults(rate_limit_per_min=2, rate_window_s=3600, rate_sliding=True,
+                   rate_limit_headers=True)
+    report = doctor(cli, workdir, expect=4)
+    assert sim.stats.snapshot()["statuses"] == {"200": 2, "429": 1}
+    assert report["requests"]["made"] == 3
+    (problem,) = report["problems"]
+    assert problem["message"].startswith("Onepin API 429 RATE_LIMITED on /auth/whoami: Rate "
+                                         "limit exceeded")
+    headers = report["api"]["rate_limit_headers"]
+    assert (headers["X-RateLimit-Limit"], headers["X-RateLimit-Remaining"]) == ("2", "0")
+    assert 3590 <= int(headers["Retry-After"]) <= 3600

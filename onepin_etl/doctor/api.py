@@ -2,9 +2,9 @@
 latency, ``whoami``, the workspace, rate-limit headers, the workflows visible, and a sample of
 runs and steps for the contract checks (:mod:`onepin_etl.doctor.contract`).
 
-Nothing is retried (``max_attempts=1``): each request is counted once, and a 5xx or 429 is
-reported as it came. Requests go through the connector's own client, so what works here works
-in a load.
+Nothing is retried or waited for (one attempt, no pacing to a quota): each request is counted
+once, and a 5xx or 429 is reported as it came. Requests go through the connector's own client
+(auth, headers, error messages), so what works here works in a load.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from onepin_etl.doctor.contract import Sample
 from onepin_source.client import OnepinClient
 from onepin_source.config import Credentials
 from onepin_source.errors import OnepinApiError, OnepinAuthError
+from onepin_source.throttle import RequestLimiter
 
 LATENCY_SAMPLES = 3  # whoami calls whose median is the latency
 SAMPLE_WORKFLOWS = 3  # workflows whose newest run (and its steps) is checked
@@ -79,6 +80,18 @@ class ApiCheck:
         }
 
 
+class _Unpaced(RequestLimiter):
+    """One request at a time, each sent at once and answered as it came: the doctor reports a
+    spent quota, it does not wait for it (a load does: :mod:`onepin_source.throttle`)."""
+
+    def __init__(self) -> None:
+        super().__init__(1, patience_s=0)
+
+    def release(self, status: int | None, headers: Any = None, sent_at: float | None = None,
+                retry_after_s: float | None = None) -> None:
+        super().release(status, None, sent_at, retry_after_s)  # learns no quota to pace to
+
+
 class Probe:
     """One pass over the API with one client, every request counted against ``budget``."""
 
@@ -90,7 +103,7 @@ class Probe:
         self.client = self._client(credentials)
 
     def _client(self, credentials: Credentials) -> OnepinClient:
-        client = OnepinClient(credentials, concurrency=1, max_attempts=1)
+        client = OnepinClient(credentials, max_attempts=1, limiter=_Unpaced())
         client.on_response(self._seen)
         return client
 
