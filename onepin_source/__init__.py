@@ -145,6 +145,7 @@ def onepin(
     fetcher = StepsFetcher(client, concurrency=concurrency, include_result=include_result)
     listing = ListingOptions(timedelta(minutes=lookback_minutes), since_ts, detect_changes)
     steps_state = StepsState(detect_changes)
+    source_state: list[dict[str, Any]] = []  # the source's dlt state, once extraction has it
 
     # The workflow list feeds two transformers: the workflows table gets the rows that changed,
     # the runs listing looks at every workflow.
@@ -171,6 +172,7 @@ def onepin(
     def runs_of(page: list[dict[str, Any]]) -> Iterator[Any]:
         """Runs of a page of workflows, listed concurrently: new ones and those open before."""
         states = _workflow_states(target_key)
+        source_state[:] = [dlt.current.source_state()]
         steps_fetched = dlt.current.resource_state("run_steps").setdefault("fetched", {})
 
         def job(workflow: dict[str, Any]) -> Callable[[], Iterator[list[dict[str, Any]]]]:
@@ -189,7 +191,7 @@ def onepin(
         pages = interleave([job(w) for w in page], threads=threads)
         for runs_batch in regroup(pages, RUNS_PER_BATCH):
             yield batches.runs(runs_batch)
-        remember_quota(client)
+        remember_quota(client, source_state)
 
     @dlt.transformer(parallelized=True, **RUN_STEPS_TABLE)
     def run_steps(runs_batch: Any) -> Any:
@@ -198,6 +200,7 @@ def onepin(
         refs = steps_state.to_fetch(run_refs(runs_batch))
         fetched = list(fetcher.steps_of([(r.workflow_id, r.run_id) for r in refs]))
         steps_state.fetched(refs, [steps for _, _, steps in fetched])
+        remember_quota(client, source_state)
         rows = step_rows(fetched)
         return batches.steps(rows) if rows else []
 
@@ -232,10 +235,12 @@ def _check_target(target_key: str | None) -> None:
         runs_state["target"] = target_key
 
 
-def remember_quota(client: OnepinClient) -> None:
-    """Keep the quota the limiter learned in the state, for the next load to start paced."""
-    if client.limiter.quota is not None:
-        dlt.current.source_state()["quota"] = client.limiter.quota.as_state()
+def remember_quota(client: OnepinClient, source_state: list[dict[str, Any]]) -> None:
+    """Keep the quota the limiter learned in the source's state (``source_state``: the state,
+    once the extraction has it; the steps transformer runs in other threads, where dlt's
+    ``dlt.current`` is not set), for the next load to start paced."""
+    if client.limiter.quota is not None and source_state:
+        source_state[0]["quota"] = client.limiter.quota.as_state()
 
 
 def _workflows(client: OnepinClient, selection: Selection) -> Iterator[list[dict[str, Any]]]:

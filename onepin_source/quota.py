@@ -185,6 +185,7 @@ class QuotaWindow:
         self._answered = 0  # requests answered since the last wait ended (or the load began)
         self._began: float | None = None  # when the last wait ended
         self._streak = 0  # 429s in a row
+        self._counting = False  # the wait's window was just counted: late answers add to it
 
     def wait_s(self, now: float, in_flight: int) -> float | None:
         """0 if a request may go now, else seconds to wait (None: until an answer)."""
@@ -202,6 +203,7 @@ class QuotaWindow:
         self.reset_at = None
         self._began = at
         self._answered = 0
+        self._counting = False
         if self._headers:
             self.remaining = 1
         else:
@@ -219,7 +221,10 @@ class QuotaWindow:
             self._from_headers(seen, now, others_in_flight)
             return
         if self.reset_at is not None:
-            return  # sent before the window was spent: it belongs to the old window
+            # Sent before the window was found spent, answered after: it was in its count.
+            if self._counting and self.quota is not None:
+                self.quota = Quota(self.quota.limit + 1, self.quota.window_s, "429")
+            return
         self._answered += 1
         if self.remaining == 0:  # one request beyond the count got through: a new window
             self.remaining = max(0, self.quota.limit - 1) if self.quota else None
@@ -243,6 +248,7 @@ class QuotaWindow:
             if self._answered > 0 and (self.quota is None or whole and self.quota.source == "429"):
                 window = now + delay_s - self._began if self._began is not None else None
                 self.quota = Quota(self._answered, window, "429")
+                self._counting = True
         self.remaining = 0
         self.reset_at = max(self.reset_at or 0.0, now + delay_s)
 

@@ -113,6 +113,7 @@ class RequestLimiter:
             self.in_flight -= 1
             if self.budget:
                 self.budget.answered(now)
+            limit, spent = self.limit, self.window.remaining == 0
             if status == 429:
                 self.throttled += 1
                 self._on_429(now, retry_after_s, headers)
@@ -121,9 +122,14 @@ class RequestLimiter:
                 self.window.answered(headers, now, self.in_flight)
                 if status < 400 and sent_at is not None:
                     self._on_answer(now - sent_at)
-            # Everybody re-checks: a freed slot, a turned window or a new limit may let several
-            # go (with thousands of answers, waking all costs little next to a request).
-            self._cond.notify_all()
+            # Wake as many waiters as slots were freed, not all of them: with several batches'
+            # pools waiting, waking every thread on every answer made the 50 x 100 full load
+            # 1.4x slower. Requests sent again after a 429 go first, and a window that turned
+            # lets many go: then all re-check.
+            if self._urgent or spent and self.window.remaining != 0:
+                self._cond.notify_all()
+            else:
+                self._cond.notify(1 + max(0, self.limit - limit))
 
     def _on_429(self, now: float, retry_after_s: float | None, headers: Any) -> None:
         delay = _NO_RETRY_AFTER_S if retry_after_s is None else retry_after_s
