@@ -183,7 +183,7 @@ class Probe:
         """Record what stopped the checks; a 403 with a workspace set is explained by asking
         the key's own workspace (one more whoami, without ``X-Workspace-Id``)."""
         self.found.problem = exc
-        if exc.status is None:
+        if self.found.reachable is None:  # no answer came back at all
             self.found.reachable = False
         if not (isinstance(exc, OnepinAuthError) and exc.status == 403
                 and self.credentials.workspace_id and self.found.whoami is None):

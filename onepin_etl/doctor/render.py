@@ -52,7 +52,7 @@ def _api(api: dict[str, Any]) -> list[str]:
         rows.append(_row("latency", f"{api['latency_ms']} ms (median of whoami calls)"))
     if who is not None:
         rows.append(_row("whoami", f"{who['auth_kind']}, workspace {who['workspace_id']}, key "
-                                   f"{who['api_key_id']}, scopes {', '.join(who['scopes'])}"))
+                                   f"{who['api_key_id']}, scopes {', '.join(who['scopes'] or [])}"))
     agrees = {True: "agrees with the key's workspace", False: "does NOT match the key's",
               None: "not sent"}[api["workspace_id_agrees"]]
     rows.append(_row("X-Workspace-Id", agrees))
