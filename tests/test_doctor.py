@@ -39,6 +39,7 @@ ODD_FINDINGS = {
 def doctor(cli: Any, workdir: Path, *args: str, expect: int = 0, **env: str) -> dict[str, Any]:
     result = cli("doctor", "--format", "json", "--pipelines-dir", str(workdir / "pipelines"),
                  *args, expect=expect, **env)
+    assert "op_live_" not in result.output  # no key, whole or in part beyond its last 4
     report: dict[str, Any] = json.loads(result.output)
     return report
 
