@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dlt
 import duckdb
+import pytest
 from click.testing import CliRunner
 
 from onepin_etl import lock
@@ -287,3 +295,53 @@ def test_a_spent_quota_is_reported_at_once(sim: Simulator, cli: Any, workdir: Pa
     headers = report["api"]["rate_limit_headers"]
     assert (headers["X-RateLimit-Limit"], headers["X-RateLimit-Remaining"]) == ("2", "0")
     assert 3590 <= int(headers["Retry-After"]) <= 3600
+
+
+@contextmanager
+def tls_in_front_of(sim: Simulator, folder: Path) -> Iterator[tuple[str, Path]]:
+    """The simulator behind a TLS terminator on loopback, with a certificate made for
+    127.0.0.1: its URL and the certificate to trust."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    upstream = urlsplit(sim.base_url)
+
+    def pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def serve(listener: socket.socket) -> None:
+        while True:
+            try:
+                client = context.wrap_socket(listener.accept()[0], server_side=True)
+            except ssl.SSLError:
+                continue
+            except OSError:  # the listener closed: the test is over
+                return
+            server = socket.create_connection((upstream.hostname, upstream.port))
+            for ends in ((client, server), (server, client)):
+                threading.Thread(target=pipe, args=ends, daemon=True).start()
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        threading.Thread(target=serve, args=(listener,), daemon=True).start()
+        yield f"https://127.0.0.1:{listener.getsockname()[1]}", cert
+
+
+def test_tls_with_a_verified_certificate(sim: Simulator, cli: Any, workdir: Path) -> None:
+    with tls_in_front_of(sim, workdir) as (url, cert):
+        report = doctor(cli, workdir, ONEPIN_BASE_URL=url, REQUESTS_CA_BUNDLE=str(cert))
+        untrusted = doctor(cli, workdir, expect=4, ONEPIN_BASE_URL=url)
+    assert report["api"]["tls"] == "https, certificate verified"
+    assert report["configuration"]["base_url"]["value"] == url
+    assert untrusted["api"]["tls"] == "failed: certificate or handshake refused"
+    assert untrusted["problems"][0]["message"].startswith(
+        f"cannot reach the Onepin API at {url} (/auth/whoami): SSLError")
