@@ -19,12 +19,12 @@ pytestmark = pytest.mark.shared
 @pytest.mark.parametrize("kind", ["postgres", "ducklake", "parquet_s3"])
 def test_a_shared_destination_answers(kind: str, cli: Cli, shared: Shared,
                                       workdir: Path) -> None:
-    args = target(kind, shared)[0]
+    args = [*target(kind, shared)[0], "--pipelines-dir", str(workdir / "pipelines")]
     before = json.loads(cli("doctor", "--format", "json", *args).output)["destination"]
     assert (before["reachable"], before["writable"], before["last_load"]) == (True, None, None)
     assert before["detail"] == ("dataset onepin does not exist yet; the first load creates it; "
                                 "write permission is checked by the first load")
-    cli("load", *args)
+    cli("load", *args[:-2])  # the CLI helper gives load the same --pipelines-dir
     result = cli("doctor", "--format", "json", *args)
     after = json.loads(result.output)["destination"]
     assert after["detail"].startswith("dataset onepin exists; ")
@@ -32,11 +32,12 @@ def test_a_shared_destination_answers(kind: str, cli: Cli, shared: Shared,
     assert PG_PASSWORD not in result.output and S3_SECRET not in result.output
 
 
-def test_a_wrong_password_is_exit_5_without_it(cli: Cli, shared: Shared,
+def test_a_wrong_password_is_exit_5_without_it(cli: Cli, shared: Shared, workdir: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS",
                        shared.postgres.url(shared.database, "not-the-password"))
-    result = cli("doctor", "--format", "json", "--destination", "postgres", expect=5)
+    result = cli("doctor", "--format", "json", "--destination", "postgres", "--pipelines-dir",
+                 str(workdir / "pipelines"), expect=5)
     (problem,) = json.loads(result.output)["problems"]
     assert problem["area"] == "destination"
     assert problem["message"].startswith("cannot reach postgres://")
