@@ -137,9 +137,9 @@ def main(quick: bool, out: str) -> None:
     results["free"] = free_rows(work, quick)
     text = markdown(results)
     console.print(text)
-    if not quick:
-        Path(out).write_text(json.dumps(results, indent=2) + "\n")
-        Path(out).with_suffix(".md").write_text(text)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(results, indent=2) + "\n")
+    Path(out).with_suffix(".md").write_text(text)
 
 
 if __name__ == "__main__":

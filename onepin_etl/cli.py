@@ -436,6 +436,24 @@ def sql(destination: str, duckdb_path: str, parquet_dir: str, dataset: str, quer
 
 
 @main.command()
+@target_options
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown",
+              show_default=True)
+@user_errors
+def schema(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
+           fmt: str) -> None:
+    """The data dictionary of the loaded data: each table and view, each column, its type and
+    what it means (docs/data-dictionary.md)."""
+    from onepin_etl import analysis
+    from onepin_etl import schema as dictionary
+
+    with analysis.connect(**_where(destination, duckdb_path, parquet_dir, dataset)) as con:
+        relations = dictionary.read(con, dataset)
+    click.echo(dictionary.to_json(relations) if fmt == "json"
+               else dictionary.to_markdown(relations, dataset))
+
+
+@main.command()
 @click.option("--out-dir", type=click.Path(file_okay=False), default="demo_output",
               show_default=True, help="Where the demo's DuckDB file and dlt state go.")
 @user_errors

@@ -13,6 +13,7 @@ from typing import Any
 import sqlglot
 from sqlglot.errors import ErrorLevel
 
+from onepin_etl import comments
 from onepin_etl.analysis import dataset_tables, view_definitions
 from onepin_etl.postgres_ddl import lock_ddl
 
@@ -37,3 +38,4 @@ def persist(sql_client: Any, dataset: str) -> None:
         lock_ddl(sql_client)
         for statement in statements(dataset):
             sql_client.execute_sql(statement)
+        comments.comment_postgres(sql_client, dataset)  # views re-created lost theirs
