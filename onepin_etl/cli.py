@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from onepin_etl.destinations import Target
 from onepin_etl.errors import exit_code
@@ -24,6 +25,7 @@ from onepin_etl.settings import (
     DEFAULT_DUCKDB_PATH,
     DEFAULT_PARQUET_DIR,
     DEFAULT_PIPELINE_NAME,
+    DOCTOR_MAX_REQUESTS,
 )
 from onepin_source.errors import OnepinError
 from onepin_source.settings import DEFAULT_CONCURRENCY, DEFAULT_LOOKBACK_MINUTES, MAX_CONCURRENCY
@@ -44,7 +46,8 @@ def user_errors(func: F) -> F:
         except OnepinError as exc:
             if debug:
                 err.print_exception()
-            err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            # escaped: "[sources.onepin]" in a message is text, not rich markup
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
             sys.exit(exit_code(exc))
 
     return wrapper  # type: ignore[return-value]
@@ -234,18 +237,33 @@ def _html_report(target: Target, filters: Any, top: int, output: str | None,
 @click.option("--as-of", metavar="ISO8601", help="Judge as of this time (default: now).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
+@click.option("--notify", "notify_url", metavar="URL",
+              help="Webhook to POST to when the verdict changes (or ONEPIN_NOTIFY_URL, or "
+                   "[notify] url in .dlt/secrets.toml); never printed.")
+@click.option("--notify-always", is_flag=True,
+              help="Post on every failing check, not only on a change.")
+@click.option("--notify-timeout", type=click.FloatRange(min=0.1), default=10.0,
+              show_default=True, metavar="SECONDS",
+              help="How long the 3 attempts of a post may wait for the webhook, together.")
+@click.option("--pipeline-name", help="dlt pipeline name (where the last verdict is kept).")
+@click.option("--pipelines-dir", type=click.Path(file_okay=False),
+              help="dlt's working folder (where the last verdict is kept).")
 @user_errors
 def check(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
           workflows: tuple[str, ...], by: str, window: str, baseline: str,
           max_failure_rate: float | None, max_p95_seconds: float | None, max_age: str | None,
           min_executions: int, min_failures: int, confidence: float, p95_factor: float,
-          no_regressions: bool, as_of: str | None, fmt: str) -> None:
+          no_regressions: bool, as_of: str | None, fmt: str, notify_url: str | None,
+          notify_always: bool, notify_timeout: float, pipeline_name: str | None,
+          pipelines_dir: str | None) -> None:
     """Health checks after a load: thresholds, freshness, regressions. Exit 6 on a failure."""
     from datetime import UTC, datetime
 
-    from onepin_etl import analysis, health
+    from onepin_etl import analysis, health, notify
     from onepin_etl.errors import CheckFailedError
     from onepin_source.config import parse_since, validate_uuid
+
+    webhook = notify.resolve_url(notify_url)
 
     config = health.CheckConfig(
         as_of=parse_since(as_of) or datetime.now(UTC), window=health.parse_duration(window),
@@ -274,6 +292,13 @@ def check(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
         out.out(f"{verdict}: {result.groups_checked} {by}s with steps in the last {window}, "
                 f"{result.steps_recent} recent and {result.steps_baseline} baseline steps; "
                 f"newest run {newest}", highlight=False)
+    if webhook:
+        target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name,
+                        pipelines_dir)
+        sent = notify.send_if_changed(webhook, target, result, as_of=config.as_of,
+                                      always=notify_always, timeout_s=notify_timeout)
+        if sent:
+            err.out(sent, highlight=False)
     if not result.healthy:
         raise CheckFailedError(f"{len(result.findings)} health check(s) failed")
 
@@ -327,6 +352,35 @@ def status(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     ]
     for label, value in lines:
         out.out(f"{label:>20}: {value}", highlight=False)
+
+
+@main.command()
+@target_options
+@click.option("--pipeline-name", help="dlt pipeline name (as given to load).")
+@click.option("--pipelines-dir", type=click.Path(file_okay=False),
+              help="dlt's working folder (as given to load).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json: the stable schema of docs/doctor.md.")
+@click.option("--max-requests", type=click.IntRange(min=1), default=DOCTOR_MAX_REQUESTS,
+              show_default=True,
+              help="API requests at most (none is retried).")
+@user_errors
+def doctor(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
+           pipeline_name: str | None, pipelines_dir: str | None, fmt: str,
+           max_requests: int) -> None:
+    """Check configuration, API, API contract and destination in one read-only pass. Exit 0 when
+    a load can start, else 2 configuration, 3 authentication, 4 API, 5 destination."""
+    from onepin_etl import doctor as checkup
+    from onepin_etl.doctor.render import lines
+
+    found = checkup.run(Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name,
+                               pipelines_dir), max_requests=max_requests)
+    if fmt == "json":
+        out.out(json.dumps(found.as_dict(), indent=2, ensure_ascii=False), highlight=False)
+    else:
+        for line in lines(found):
+            out.out(line, highlight=False)
+    sys.exit(found.exit_code)
 
 
 @main.command()

@@ -45,8 +45,11 @@ class RequestLimiter:
     """The shared gate every request of a source passes (thread-safe)."""
 
     def __init__(self, concurrency: int, *, max_requests_per_minute: int | None = None,
-                 learned: Quota | None = None, clock: Any = time.monotonic) -> None:
-        """``concurrency``: requests in flight at most; ``learned``: the quota to start from."""
+                 learned: Quota | None = None, clock: Any = time.monotonic,
+                 patience_s: float = QUOTA_PATIENCE_S) -> None:
+        """``concurrency``: requests in flight at most; ``learned``: the quota to start from;
+        ``patience_s``: how long a request may keep meeting 429s (0: the first is final)."""
+        self.patience_s = patience_s
         self.max_limit = concurrency
         self.limit = min(START_CONCURRENCY, concurrency)
         self.in_flight = 0
@@ -188,7 +191,7 @@ class LimitedAdapter(HTTPAdapter):
         self.limiter = limiter
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
-        deadline = time.monotonic() + QUOTA_PATIENCE_S
+        deadline = time.monotonic() + self.limiter.patience_s
         urgent = False
         while True:
             response = self._send_once(request, urgent, *args, **kwargs)
