@@ -112,30 +112,51 @@ def shard_option(func: F) -> F:
               metavar="SECONDS",
               help="If another load of this pipeline is running, wait this long for it, then "
                    "exit 7.")
+@click.option("--max-duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Start no new work after this long: commit what was fetched, exit 0; the "
+                   "next load continues (config: max_duration).")
 @shard_option
 @user_errors
 def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
          workflows: tuple[str, ...], runs: tuple[str, ...], since: str | None,
          no_results: bool, full_refresh: bool, lookback_minutes: int, concurrency: int,
          row_format: str, progress: str | None, pipeline_name: str | None,
-         pipelines_dir: str | None, wait_s: float, shard: str | None) -> None:
-    """Load workflows, runs and run steps incrementally."""
+         pipelines_dir: str | None, wait_s: float, max_duration: float | None,
+         shard: str | None) -> None:
+    """Load workflows, runs and run steps incrementally, committed in pieces."""
+    from collections import Counter
+
     from onepin_etl.destinations import Target
     from onepin_etl.pipeline import load as run
 
     target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir,
                     shard)
-    info = run(target, full_refresh=full_refresh, progress=progress, wait_s=wait_s,
-               workflow_ids=list(workflows) or None, runs=list(runs) or None, since=since,
-               include_result=not no_results, lookback_minutes=lookback_minutes,
-               concurrency=concurrency, row_format=row_format)
-    trace = info.pipeline.last_trace  # type: ignore[attr-defined]
-    normalized = trace.last_normalize_info if trace else None
-    counts = normalized.row_counts if normalized else {}
+    counts: Counter[str] = Counter()
+    packages: list[str] = []
+    plans: list[Any] = []
+
+    def piece_done(info: Any, plan: Any) -> None:
+        trace = info.pipeline.last_trace
+        normalized = trace.last_normalize_info if trace else None
+        counts.update(normalized.row_counts if normalized else {})
+        packages.extend(info.loads_ids)
+        plans[:] = [plan]
+        if not plan.finished and not plan.time_is_up():
+            err.out(f"committed {plan.describe()}", highlight=False)
+
+    timebox = {"max_duration": max_duration} if max_duration is not None else {}
+    run(target, full_refresh=full_refresh, progress=progress, wait_s=wait_s,
+        on_piece=piece_done, workflow_ids=list(workflows) or None, runs=list(runs) or None,
+        since=since, include_result=not no_results, lookback_minutes=lookback_minutes,
+        concurrency=concurrency, row_format=row_format, **timebox)
     rows = ", ".join(f"{counts.get(t, 0)} {t}" for t in ("workflows", "runs", "run_steps"))
     of_shard = f" (shard {shard})" if shard else ""
     out.print(f"Loaded {rows}{of_shard} into {target.location} (dataset {dataset}); "
-              f"{len(info.loads_ids)} load package(s).")
+              f"{len(packages)} load package(s).")
+    if plans and not plans[0].finished:
+        workflows_left, runs_left = plans[0].left()
+        out.print(f"Time is up after {plans[0].elapsed_s():.0f} s: {workflows_left} workflows "
+                  f"(~{runs_left} runs) remaining; the next load continues.")
 
 
 @main.command()
