@@ -8,10 +8,14 @@ state. A killed load loses at most the piece in flight; the next load finds the 
 workflows unchanged in the state (:meth:`incremental.RunTracker.unchanged`) and skips them.
 
 The workflow list is read once per load; each piece takes the next workflows in list order until
-their estimated runs reach :data:`~onepin_source.settings.PIECE_RUNS`. A piece also stops
-starting workflows after :data:`~onepin_source.settings.PIECE_SECONDS` (the estimate may be far
-off under a quota), and every piece stops starting them once the load's time box
-(``max_duration``) is up; workflows not started go back to the front of the queue.
+their estimated runs reach its budget: :data:`~onepin_source.settings.FIRST_PIECE_RUNS` for the
+first piece (analysts see data within seconds; the rate is measured on it), then what the rate
+measured so far fetches in :data:`~onepin_source.settings.PIECE_SECONDS` (at most
+:data:`~onepin_source.settings.PIECE_RUNS`), and no more than fits in what is left of the load's
+time box (``max_duration``). A piece also stops starting workflows after ``PIECE_SECONDS``, and
+once the time box is up; workflows not started go back to the front of the queue. A workflow is
+the unit: its runs' steps are fetched after its listing, so a piece ends when its last
+workflow's steps are in, and every load processes at least one workflow (it converges).
 
 A plain ``pipeline.run(onepin())`` is one piece: the whole load (``checkpoints`` stays off).
 """
@@ -24,7 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from onepin_source.incremental import workflow_fingerprint
-from onepin_source.settings import PAGE_SIZE, PIECE_RUNS, PIECE_SECONDS
+from onepin_source.settings import FIRST_PIECE_RUNS, PAGE_SIZE, PIECE_RUNS, PIECE_SECONDS
 
 Workflow = dict[str, Any]
 
@@ -44,6 +48,8 @@ class Pieces:
         self._started: set[str] = set()
         self._piece_began = self.began
         self._costs: dict[str, int] = {}  # workflow id -> estimated runs to load
+        self._fresh: set[str] = set()  # workflows with runs never loaded (estimated)
+        self._progressed = False  # a fresh workflow was started by this load
         self._lock = threading.Lock()
         self.pieces = 0
         self.runs_total = 0  # estimated runs of the whole load
@@ -61,13 +67,15 @@ class Pieces:
                 self._queue = list_workflows()
                 self._costs = {w["id"]: estimated_runs(w, states.get(w["id"]) or {})
                                for w in self._queue}
+                self._fresh = {w["id"] for w in self._queue
+                               if estimated_runs(w, states.get(w["id"]) or {}, fresh=True)}
                 self.runs_total = sum(self._costs.values())
             else:
                 self._queue[:0] = self._not_started()
             self._piece, self._started = [], set()
-            if self.time_is_up():
+            if self.time_is_up() and self.pieces:  # the first piece makes progress anyway
                 return []
-            budget = PIECE_RUNS if self.checkpoints else None
+            budget = self._budget() if self.checkpoints else None
             taken = 0
             while self._queue and (budget is None or not self._piece or taken < budget):
                 workflow = self._queue.pop(0)
@@ -77,14 +85,27 @@ class Pieces:
             self.pieces += 1
             return list(self._piece)
 
+    def _budget(self) -> int:
+        """Estimated runs the next piece may take."""
+        if self.pieces == 0:
+            return FIRST_PIECE_RUNS
+        rate = self.steps_requests / max(self.elapsed_s(), 1e-3)  # with the packages' time
+        budget = min(PIECE_RUNS, rate * PIECE_SECONDS)
+        if self._deadline is not None:
+            budget = min(budget, rate * (self._deadline - self._clock()))
+        return max(1, int(budget))
+
     def may_start(self, workflow_id: str) -> bool:
-        """Whether a workflow of the current piece may start now; records it as started."""
+        """Whether a workflow of the current piece may start now; records it as started.
+        Workflows start regardless until one with new runs has, so that every load makes
+        progress (re-reading the open runs of committed workflows is none)."""
         with self._lock:
             piece_over = (self.checkpoints and self._started
                           and self._clock() - self._piece_began >= PIECE_SECONDS)
-            if piece_over or self.time_is_up():
+            if self._progressed and (piece_over or self.time_is_up()):
                 return False
             self._started.add(workflow_id)
+            self._progressed = self._progressed or workflow_id in self._fresh
             return True
 
     def fetched_steps(self, requests: int) -> None:
@@ -127,14 +148,15 @@ class Pieces:
         return [w for w in self._piece if w["id"] not in self._started]
 
 
-def estimated_runs(workflow: Mapping[str, Any], state: Mapping[str, Any]) -> int:
+def estimated_runs(workflow: Mapping[str, Any], state: Mapping[str, Any], *,
+                   fresh: bool = False) -> int:
     """Runs a load of ``workflow`` will hand on, from its list item and its state: all of them
     the first time, the new ones plus those open at the last load after that, none when the
-    list says what it said last time and nothing was open."""
+    list says what it said last time and nothing was open. ``fresh``: the new ones only."""
     fingerprint = workflow_fingerprint(workflow)
     runs_count = int(workflow.get("runs_count") or 0)
     before = state.get("workflow")
-    open_runs = len(state.get("open") or {})
+    open_runs = 0 if fresh else len(state.get("open") or {})
     if before is None:
         return runs_count
     if before == fingerprint and not open_runs:

@@ -28,4 +28,5 @@ CREDENTIALS_FILE = "~/.onepin/credentials"  # the official Onepin CLI's TOML cre
 # dlt package, ~1 s to normalize and load while nothing is fetched (measured on a busy 2-core
 # machine: 3,000 runs at 25 ms took 28 s in 6 pieces, 20 s in one).
 PIECE_RUNS = 500
+FIRST_PIECE_RUNS = 100  # the first piece is small: analysts see data soon, and it sets the rate
 PIECE_SECONDS = 60.0
