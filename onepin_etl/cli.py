@@ -336,11 +336,25 @@ def status(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
         ("newest run loaded", f"{found.newest_run_at:%Y-%m-%d %H:%M:%S} UTC"
          if found.newest_run_at else "none"),
         ("open runs tracked", f"{found.open_runs} in {found.workflows_tracked} workflows"),
+        ("last checkpoint", _checkpoint(found.checkpoint, found.lock_holder is not None)),
         ("pending packages", ", ".join(found.pending_packages) or "none"),
-        ("lock", f"held by {found.lock_holder.describe()}" if found.lock_holder else "free"),
+        ("lock", f"held by {found.lock_holder.describe()} (a load in progress)"
+         if found.lock_holder else "free"),
     ]
     for label, value in lines:
         out.out(f"{label:>20}: {value}", highlight=False)
+
+
+def _checkpoint(checkpoint: dict[str, int] | None, running: bool) -> str:
+    """The last piece a load committed (extracted, when its package is still pending)."""
+    if not checkpoint:
+        return "none"
+    left = checkpoint["workflows_left"]
+    line = f"piece {checkpoint['piece']} of the {'current' if running else 'last'} load; "
+    if not left:
+        return line + "nothing left"
+    return line + (f"{left} workflows (~{checkpoint['runs_left']} runs) left"
+                   + ("" if running else "; the next load continues"))
 
 
 @main.command()

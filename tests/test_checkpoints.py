@@ -96,19 +96,26 @@ def test_a_first_load_commits_in_pieces_with_exact_tables(big: Simulator, workdi
     assert_matches_api(workdir / "onepin_etl.duckdb", api_snapshot(big))
 
 
-@pytest.mark.parametrize("row_format", ["arrow", "dicts"])
-def test_time_boxed_loads_converge(workdir: Path, row_format: str) -> None:
+@pytest.mark.parametrize(("row_format", "destination"),
+                         [("arrow", "duckdb"), ("dicts", "duckdb"), ("arrow", "parquet")])
+def test_time_boxed_loads_converge(workdir: Path, row_format: str, destination: str) -> None:
+    where: Db = workdir / "onepin_etl.duckdb"
+    args: tuple[str, ...] = ()
+    if destination == "parquet":
+        where, args = {"parquet_dir": str(workdir / "pq")}, ("--destination", "parquet",
+                                                              "--parquet-dir", "pq")
     with Simulator(WorldConfig(seed=5, workflows=4, runs=30, nodes=4)) as sim:
-        time_boxed_loads_converge(sim, workdir, row_format)
+        time_boxed_loads_converge(sim, workdir, where, "--row-format", row_format, *args)
 
 
-def time_boxed_loads_converge(sim: Simulator, workdir: Path, row_format: str) -> None:
+def time_boxed_loads_converge(sim: Simulator, workdir: Path, where: Db, *args: str) -> None:
+    """Loads boxed to half a second, one after another: each commits at least one workflow
+    and says what is left, the last one says nothing, and the tables are exact."""
     cli = invoke_cli(sim, workdir)
     sim.set_faults(latency_ms=15)  # one workflow alone outlasts the time box
     outputs = []
     for _ in range(5):
-        result = cli("load", "--max-duration", "0.5", "--concurrency", "1",
-                     "--row-format", row_format)
+        result = cli("load", "--max-duration", "0.5", "--concurrency", "1", *args)
         outputs.append(result.output)
         if not TIMEBOX_LINE.search(result.output):
             break
@@ -117,13 +124,22 @@ def time_boxed_loads_converge(sim: Simulator, workdir: Path, row_format: str) ->
     assert 4 > left[0] and all(a > b for a, b in zip(left, left[1:], strict=False))
     assert len(outputs) == len(left) + 1
     sim.set_faults(latency_ms=0)
-    assert_matches_api(workdir / "onepin_etl.duckdb", api_snapshot(sim))
+    assert_matches_api(where, api_snapshot(sim))
 
 
-def test_max_duration_from_config_and_bad_values(big: Simulator, cli: Cli) -> None:
+def test_max_duration_from_config_status_and_bad_values(big: Simulator, cli: Cli) -> None:
     big.set_faults(latency_ms=15)
     result = cli("load", "--concurrency", "1", SOURCES__ONEPIN__MAX_DURATION="0.5")
-    assert TIMEBOX_LINE.search(result.output)
+    left = TIMEBOX_LINE.search(result.output)
+    assert left
+    status = cli("status", "--pipelines-dir", "pipelines").output
+    assert re.search(rf"last checkpoint: piece 1 of the last load; {left.group(1)} workflows "
+                     r"\(~\d+ runs\) left; the next load continues$", status, re.MULTILINE), status
+    big.set_faults(latency_ms=0)
+    cli("load")
+    status = cli("status", "--pipelines-dir", "pipelines").output
+    assert re.search(r"last checkpoint: piece \d+ of the last load; nothing left$", status,
+                     re.MULTILINE), status
     bad = cli("load", SOURCES__ONEPIN__MAX_DURATION="-3", expect=2)
     assert bad.output.strip() == "error: max_duration must be a number of seconds above 0, " \
                                  "not -3.0"
