@@ -121,7 +121,7 @@ def time_boxed_loads_converge(sim: Simulator, workdir: Path, where: Db, *args: s
             break
     left = [int(m.group(1)) for o in outputs for m in [TIMEBOX_LINE.search(o)] if m]
     # Every load commits at least one workflow, and the last one says nothing is left.
-    assert 4 > left[0] and all(a > b for a, b in zip(left, left[1:], strict=False))
+    assert left[0] < 4 and all(a > b for a, b in zip(left, left[1:], strict=False))
     assert len(outputs) == len(left) + 1
     sim.set_faults(latency_ms=0)
     assert_matches_api(where, api_snapshot(sim))
