@@ -181,7 +181,7 @@ def test_every_load_starts_one_workflow_with_new_runs_even_when_the_time_is_up()
     clock = Clock()
     plan = Pieces(max_duration_s=1, clock=clock)
     clock.now = 5
-    loaded = {"w0": {"workflow": [None, 3, {}], "open": {"r1": "t"}}}  # open runs, none new
+    loaded: dict[str, Any] = {"w0": {"workflow": [None, 3, {}], "open": {"r1": "t"}}}  # no new
     assert len(plan.next_piece(lambda: workflows(3, 4, 5), loaded)) == 3
     assert plan.may_start("w0") and plan.may_start("w1") and not plan.may_start("w2")
 
