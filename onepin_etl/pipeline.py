@@ -133,12 +133,15 @@ def _run(pipeline: dlt.Pipeline, source: Any, options: dict[str, Any],
     while True:
         info: LoadInfo = _with_lock_retries(
             pipeline, lambda: pipeline.run(source, **options), resume=lambda: pipeline.load())
-        create_views(pipeline)  # analysts see the first pieces of a long load
         if plan is None:
+            create_views(pipeline)
             return info
+        done = plan.finished or plan.time_is_up()
+        if done or plan.pieces == 1:
+            create_views(pipeline)  # analysts see the first piece of a long load, then all
         if on_piece is not None:
             on_piece(info, plan)
-        if plan.finished or plan.time_is_up():
+        if done:
             return info
         log.info("committed %s", plan.describe())
         options.pop("refresh", None)  # a full refresh drops the tables before the first piece

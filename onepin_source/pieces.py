@@ -10,12 +10,14 @@ workflows unchanged in the state (:meth:`incremental.RunTracker.unchanged`) and 
 The workflow list is read once per load; each piece takes the next workflows in list order until
 their estimated runs reach its budget: :data:`~onepin_source.settings.FIRST_PIECE_RUNS` for the
 first piece (analysts see data within seconds; the rate is measured on it), then what the rate
-measured so far fetches in :data:`~onepin_source.settings.PIECE_SECONDS` (at most
-:data:`~onepin_source.settings.PIECE_RUNS`), and no more than fits in what is left of the load's
-time box (``max_duration``). A piece also stops starting workflows after ``PIECE_SECONDS``, and
-once the time box is up; workflows not started go back to the front of the queue. A workflow is
-the unit: its runs' steps are fetched after its listing, so a piece ends when its last
-workflow's steps are in, and every load processes at least one workflow (it converges).
+measured so far fetches in :data:`~onepin_source.settings.PIECE_SECONDS`, at most
+:data:`~onepin_source.settings.PIECE_RUNS` and :data:`~onepin_source.settings.PIECE_SHARE` of
+the load (so a kill loses a small share of any load), and no more than fits in what is left of
+the load's time box (``max_duration``). A piece also stops starting workflows after
+``PIECE_SECONDS``, and once the time box is up; workflows not started go back to the front of the
+queue. A workflow is the unit: its runs' steps are fetched after its listing, so a piece ends
+when its last workflow's steps are in, and every load processes at least one workflow with new
+runs (so time-boxed loads converge).
 
 A plain ``pipeline.run(onepin())`` is one piece: the whole load (``checkpoints`` stays off).
 """
@@ -28,7 +30,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from onepin_source.incremental import workflow_fingerprint
-from onepin_source.settings import FIRST_PIECE_RUNS, PAGE_SIZE, PIECE_RUNS, PIECE_SECONDS
+from onepin_source.settings import (
+    FIRST_PIECE_RUNS,
+    PAGE_SIZE,
+    PIECE_MIN_RUNS,
+    PIECE_RUNS,
+    PIECE_SECONDS,
+    PIECE_SHARE,
+)
 
 Workflow = dict[str, Any]
 
@@ -87,10 +96,11 @@ class Pieces:
 
     def _budget(self) -> int:
         """Estimated runs the next piece may take."""
+        share = max(PIECE_MIN_RUNS, PIECE_SHARE * self.runs_total)
         if self.pieces == 0:
-            return FIRST_PIECE_RUNS
+            return int(min(FIRST_PIECE_RUNS, share))
         rate = self.steps_requests / max(self.elapsed_s(), 1e-3)  # with the packages' time
-        budget = min(PIECE_RUNS, rate * PIECE_SECONDS)
+        budget = min(PIECE_RUNS, share, rate * PIECE_SECONDS)
         if self._deadline is not None:
             budget = min(budget, rate * (self._deadline - self._clock()))
         return max(1, int(budget))

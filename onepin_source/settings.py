@@ -22,11 +22,15 @@ RUNS_PER_BATCH = 500
 ROW_FORMATS = ("arrow", "dicts")
 CREDENTIALS_FILE = "~/.onepin/credentials"  # the official Onepin CLI's TOML credentials
 # A long load commits its progress in pieces (onepin_source.pieces): a killed load loses at most
-# one. A piece ends after the workflows holding ~PIECE_RUNS runs (estimated from the workflow
-# list), or when it has run PIECE_SECONDS, whichever comes first: a few hundred runs are a few
-# seconds unthrottled and half a minute at a 1,000-requests-a-minute quota. Each piece costs one
-# dlt package, ~1 s to normalize and load while nothing is fetched (measured on a busy 2-core
-# machine: 3,000 runs at 25 ms took 28 s in 6 pieces, 20 s in one).
+# one. A piece ends after the workflows holding its budget of runs (estimated from the workflow
+# list), or when it has run PIECE_SECONDS, whichever comes first. The budget is PIECE_RUNS (a few
+# seconds unthrottled, half a minute at a 1,000-requests-a-minute quota) and at most PIECE_SHARE
+# of the load's runs but not under PIECE_MIN_RUNS: a kill then costs at most ~4% of a load again
+# (bench/resume.py: killed + resumed requests <= 1.1x a clean load). Each piece costs one dlt
+# package: ~0.5-1 s of normalizing and loading during which nothing is fetched (README
+# Performance).
 PIECE_RUNS = 500
-FIRST_PIECE_RUNS = 100  # the first piece is small: analysts see data soon, and it sets the rate
 PIECE_SECONDS = 60.0
+PIECE_SHARE = 0.04
+PIECE_MIN_RUNS = 25
+FIRST_PIECE_RUNS = 100  # the first piece is small: analysts see data soon, and it sets the rate
