@@ -27,9 +27,9 @@ from tests.helpers import (
     unsettled,
 )
 
-# 12 workflows of 60 runs: a first load takes three pieces (2, 9 and 1 workflows: 100 estimated
-# runs for the first piece, then 500).
-BIG = WorldConfig(seed=5, workflows=12, runs=60, nodes=4)
+# 6 workflows of 60 runs: a first load takes six pieces of one workflow (a piece takes 4% of the
+# load's runs, at least 25).
+BIG = WorldConfig(seed=5, workflows=6, runs=60, nodes=4)
 TIMEBOX_LINE = re.compile(r"^Time is up after \d+ s: (\d+) workflows \(~\d+ runs\) remaining; "
                           r"the next load continues\.$", re.MULTILINE)
 
@@ -65,6 +65,7 @@ def kill_then_resume(sim: Simulator, workdir: Path, *, after_steps: int,
     sim.set_faults(latency_ms=0)
 
     held = assert_holds_whole_workflows(db, snap) if db.exists() else set()
+    assert len(held) >= (after_steps // BIG.runs - 1) * BIG.runs  # all but the piece in flight
     sim.stats.reset()
     invoke_cli(sim, workdir)("load", "--row-format", row_format)
     assert_matches_api(db, snap)
@@ -77,13 +78,12 @@ def kill_then_resume(sim: Simulator, workdir: Path, *, after_steps: int,
 
 
 def test_a_killed_first_load_resumes_after_its_last_piece(big: Simulator, workdir: Path) -> None:
-    kill_then_resume(big, workdir, after_steps=300)  # in the second piece: the first is held
-    assert table(workdir / "onepin_etl.duckdb", "select count(*) from onepin._dlt_loads") == [(3,)]
+    kill_then_resume(big, workdir, after_steps=150)  # in the third piece: two are held
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("row_format", ["arrow", "dicts"])
-@pytest.mark.parametrize("after_steps", [40, 300, 600, 690])
+@pytest.mark.parametrize("after_steps", [20, 100, 250, 340])
 def test_kill_matrix(big: Simulator, workdir: Path, after_steps: int, row_format: str) -> None:
     kill_then_resume(big, workdir, after_steps=after_steps, row_format=row_format)
 
@@ -91,8 +91,8 @@ def test_kill_matrix(big: Simulator, workdir: Path, after_steps: int, row_format
 def test_a_first_load_commits_in_pieces_with_exact_tables(big: Simulator, workdir: Path) -> None:
     result = invoke_cli(big, workdir)("load")
     assert result.output.splitlines()[-1] == (
-        "Loaded 12 workflows, 720 runs, 2871 run_steps into onepin_etl.duckdb (dataset onepin); "
-        "3 load package(s).")
+        "Loaded 6 workflows, 360 runs, 1445 run_steps into onepin_etl.duckdb (dataset onepin); "
+        "6 load package(s).")
     assert_matches_api(workdir / "onepin_etl.duckdb", api_snapshot(big))
 
 
@@ -163,18 +163,24 @@ def test_pieces_take_workflows_by_budget_and_requeue_those_not_started() -> None
     clock = Clock()
     plan = Pieces(max_duration_s=100, clock=clock)
     plan.checkpoints = True
-    first = plan.next_piece(lambda: workflows(60, 60, 60, 600, 10), {})
+    first = plan.next_piece(lambda: workflows(60, 60, 60, 6000, 10), {})
     assert [w["id"] for w in first] == ["w0", "w1"]  # 100 estimated runs for the first piece
     assert plan.may_start("w0")
     clock.now = 61  # a piece starts no workflow after a minute
     assert not plan.may_start("w1")
     plan.fetched_steps(60)
     second = plan.next_piece(lambda: [], {})
-    assert [w["id"] for w in second] == ["w1"]  # ~1 run/s measured: 60 runs in a minute
-    assert plan.left() == (4, 730) and plan.may_start("w1") and plan.left() == (3, 670)
+    assert [w["id"] for w in second] == ["w1"]  # ~1 run/s measured, 39 s left in the box
+    assert plan.left() == (4, 6130) and plan.may_start("w1") and plan.left() == (3, 6070)
     clock.now = 100
     assert plan.next_piece(lambda: [], {}) == [] and plan.time_is_up()
-    assert not plan.finished and plan.left() == (3, 670)
+    assert not plan.finished and plan.left() == (3, 6070)
+
+
+def test_a_piece_is_a_small_share_of_a_small_load() -> None:
+    plan = Pieces()
+    plan.checkpoints = True
+    assert len(plan.next_piece(lambda: workflows(*[10] * 100), {})) == 4  # 4% of 1,000 runs
 
 
 def test_every_load_starts_one_workflow_with_new_runs_even_when_the_time_is_up() -> None:
