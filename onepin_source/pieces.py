@@ -97,8 +97,9 @@ class Pieces:
     def _budget(self) -> int:
         """Estimated runs the next piece may take."""
         share = max(PIECE_MIN_RUNS, PIECE_SHARE * self.runs_total)
-        if self.pieces == 0:
-            return int(min(FIRST_PIECE_RUNS, share))
+        if self.pieces == 0:  # a load of at most FIRST_PIECE_RUNS runs is one piece
+            return FIRST_PIECE_RUNS if self.runs_total <= FIRST_PIECE_RUNS \
+                else int(min(FIRST_PIECE_RUNS, share))
         rate = self.steps_requests / max(self.elapsed_s(), 1e-3)  # with the packages' time
         budget = min(PIECE_RUNS, share, rate * PIECE_SECONDS)
         if self._deadline is not None:
