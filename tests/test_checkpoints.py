@@ -52,22 +52,26 @@ def assert_holds_whole_workflows(db: Db, snap: dict[str, Any]) -> set[str]:
     return runs
 
 
-def kill_then_resume(sim: Simulator, workdir: Path, *, after_steps: int,
-                     row_format: str = "arrow") -> None:
-    db = workdir / "onepin_etl.duckdb"
+def kill_then_resume(sim: Simulator, workdir: Path, *args: str, after_steps: int,
+                     row_format: str = "arrow", db: Db | None = None) -> None:
+    """A first load (``args``: its destination) SIGKILLed after ``after_steps`` steps
+    requests, then the next load: what the kill left is exact, and the next load fetches only
+    what no committed piece holds."""
+    db = db or workdir / "onepin_etl.duckdb"
+    flags = ("--row-format", row_format, *args)
     snap = api_snapshot(sim)
     sim.stats.reset()
     sim.set_faults(latency_ms=10)  # slow enough to be killed where asked
-    process = start_load(sim, workdir, "none", "--concurrency", "2", "--row-format", row_format)
+    process = start_load(sim, workdir, "none", "--concurrency", "2", *flags)
     kill_during_extract(sim, process, after_steps=after_steps)
     _, stderr = process.communicate(timeout=180)
     assert process.returncode == -signal.SIGKILL, stderr[-2000:]
     sim.set_faults(latency_ms=0)
 
-    held = assert_holds_whole_workflows(db, snap) if db.exists() else set()
+    held = assert_holds_whole_workflows(db, snap) if after_steps > BIG.runs else set()
     assert len(held) >= (after_steps // BIG.runs - 1) * BIG.runs  # all but the piece in flight
     sim.stats.reset()
-    invoke_cli(sim, workdir)("load", "--row-format", row_format)
+    invoke_cli(sim, workdir)("load", *flags)
     assert_matches_api(db, snap)
     # The resumed load fetched the steps of the runs no committed piece holds, and of those it
     # holds only the open runs whose last steps had a pending step (as any incremental load).
