@@ -91,9 +91,8 @@ def collect(target: Target) -> PipelineStatus:
         raise ConfigError(f"no pipeline {target.name!r} in {target.working_dir}: nothing has "
                           "been loaded with it yet (or pass --pipeline-name / --pipelines-dir)"
                           ) from None
-    runs_state = (pipeline.state.get("sources", {}).get("onepin", {}).get("resources", {})
-                  .get("runs", {}))
-    workflows = runs_state.get("workflows", {})
+    source_state = pipeline.state.get("sources", {}).get("onepin", {})
+    workflows = source_state.get("resources", {}).get("runs", {}).get("workflows", {})
     loads, newest_run_at = _from_destination(target)
     holders = [lock.read_holder(p) for p in lock.lock_paths(target.working_dir, target.name,
                                                            target.local_files)]
@@ -103,7 +102,7 @@ def collect(target: Target) -> PipelineStatus:
         last_load_at=loads[0][1] if loads else None,
         last_run=_last_run(pipeline), newest_run_at=newest_run_at,
         open_runs=sum(len(w.get("open") or {}) for w in workflows.values()),
-        workflows_tracked=len(workflows), checkpoint=runs_state.get("checkpoint"),
+        workflows_tracked=len(workflows), checkpoint=source_state.get("checkpoint"),
         pending_packages=[*pipeline.list_extracted_load_packages(),
                           *pipeline.list_normalized_load_packages()],
         lock_holder=next((h for h in holders if h is not None), None))

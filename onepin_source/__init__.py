@@ -198,7 +198,7 @@ def onepin(
         for runs_batch in regroup(pages, RUNS_PER_BATCH):
             yield batches.runs(runs_batch)
         workflows_left, runs_left = pieces.left()
-        dlt.current.resource_state("runs")["checkpoint"] = {
+        dlt.current.source_state()["checkpoint"] = {
             "piece": pieces.pieces, "workflows_left": workflows_left, "runs_left": runs_left}
 
     @dlt.transformer(parallelized=True, **RUN_STEPS_TABLE)
