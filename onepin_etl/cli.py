@@ -128,14 +128,15 @@ def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
 
     from onepin_etl.destinations import Target
     from onepin_etl.pipeline import load as run
+    from onepin_source.pieces import Pieces
 
     target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir,
                     shard)
-    counts: Counter[str] = Counter()
+    counts: Counter[str] = Counter()  # rows per table, summed over the load's pieces
     packages: list[str] = []
-    plans: list[Any] = []
+    plans: list[Pieces] = []
 
-    def piece_done(info: Any, plan: Any) -> None:
+    def piece_done(info: Any, plan: Pieces) -> None:
         trace = info.pipeline.last_trace
         normalized = trace.last_normalize_info if trace else None
         counts.update(normalized.row_counts if normalized else {})

@@ -16,7 +16,6 @@ from onepin_sim import Simulator, WorldConfig
 from onepin_source.pieces import Pieces, estimated_runs
 from tests.helpers import (
     TERMINAL,
-    Cli,
     Db,
     api_snapshot,
     assert_matches_api,
@@ -97,6 +96,10 @@ def test_a_first_load_commits_in_pieces_with_exact_tables(big: Simulator, workdi
     assert result.output.splitlines()[-1] == (
         "Loaded 6 workflows, 360 runs, 1445 run_steps into onepin_etl.duckdb (dataset onepin); "
         "6 load package(s).")
+    progress = re.findall(r"^committed piece (\d): [\d,]+ steps requests done in \d+ s "
+                          r"\([\d.]+/s\); ~[\d,]+ requests left for (\d) workflows \(~\d+ runs\), "
+                          r"ETA \d+ s$", result.output, re.MULTILINE)
+    assert progress == [(str(n), str(6 - n)) for n in range(1, 6)]  # between the pieces
     assert_matches_api(workdir / "onepin_etl.duckdb", api_snapshot(big))
 
 
@@ -131,7 +134,8 @@ def time_boxed_loads_converge(sim: Simulator, workdir: Path, where: Db, *args: s
     assert_matches_api(where, api_snapshot(sim))
 
 
-def test_max_duration_from_config_status_and_bad_values(big: Simulator, cli: Cli) -> None:
+def test_max_duration_from_config_status_and_bad_values(big: Simulator, workdir: Path) -> None:
+    cli = invoke_cli(big, workdir)
     big.set_faults(latency_ms=15)
     result = cli("load", "--concurrency", "1", SOURCES__ONEPIN__MAX_DURATION="0.5")
     left = TIMEBOX_LINE.search(result.output)
@@ -202,3 +206,20 @@ def test_estimated_runs_from_the_list_item_and_the_state() -> None:
     seen = {"workflow": ["2026-01-01T00:00:00+00:00", 50, {}], "open": {}}
     assert estimated_runs(item, seen) == 0
     assert estimated_runs({**item, "runs_count": 53}, {**seen, "open": {"r": "t"}}) == 4
+
+
+class Limiter:
+    def describe(self) -> str:
+        return "quota learned: 1000 requests / 60 s"
+
+
+def test_progress_says_requests_done_and_left_rate_eta_and_quota() -> None:
+    clock = Clock()
+    plan = Pieces(limiter=Limiter(), clock=clock)
+    plan.next_piece(lambda: workflows(100, 200), {})
+    plan.may_start("w0")
+    plan.fetched_steps(100)
+    clock.now = 50
+    assert plan.describe() == (
+        "piece 1: 100 steps requests done in 50 s (2.0/s); ~202 requests left for 1 workflows "
+        "(~200 runs), ETA 101 s; quota learned: 1000 requests / 60 s")
