@@ -54,5 +54,5 @@ def test_resume_benchmark_reports_every_kill(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
     assert [r["killed_at"] for r in rows] == [0.25, 0.5, 0.75, 0.95]
-    assert all(r["clean_requests"] == 243 for r in rows)  # 1 + 60 x (1 page + 3 steps)
+    assert all(r["clean_requests"] == 241 for r in rows)  # 1 + 60 x (1 page + 3 steps)
     assert (tmp_path / "resume.md").read_text().startswith("| killed at |")
