@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -52,7 +53,7 @@ class Pieces:
         self._clock = clock
         self.began = clock()
         self._deadline = None if max_duration_s is None else self.began + max_duration_s
-        self._queue: list[Workflow] | None = None  # not yet given to a piece, in list order
+        self._queue: deque[Workflow] | None = None  # not yet given to a piece, in list order
         self._piece: list[Workflow] = []
         self._started: set[str] = set()
         self._piece_began = self.began
@@ -73,21 +74,21 @@ class Pieces:
         """
         with self._lock:
             if self._queue is None:
-                self._queue = list_workflows()
+                self._queue = deque(list_workflows())
                 self._costs = {w["id"]: estimated_runs(w, states.get(w["id"]) or {})
                                for w in self._queue}
                 self._fresh = {w["id"] for w in self._queue
                                if estimated_runs(w, states.get(w["id"]) or {}, fresh=True)}
                 self.runs_total = sum(self._costs.values())
             else:
-                self._queue[:0] = self._not_started()
+                self._queue.extendleft(reversed(self._not_started()))
             self._piece, self._started = [], set()
             if self.time_is_up() and self.pieces:  # the first piece makes progress anyway
                 return []
             budget = self._budget() if self.checkpoints else None
             taken = 0
             while self._queue and (budget is None or not self._piece or taken < budget):
-                workflow = self._queue.pop(0)
+                workflow = self._queue.popleft()
                 self._piece.append(workflow)
                 taken += self._costs.get(workflow["id"], 0)
             self._piece_began = self._clock()
@@ -135,7 +136,7 @@ class Pieces:
     def left(self) -> tuple[int, int]:
         """``(workflows, estimated runs)`` not processed yet."""
         with self._lock:
-            rest = (self._queue or []) + self._not_started()
+            rest = [*(self._queue or ()), *self._not_started()]
             return len(rest), sum(self._costs.get(w["id"], 0) for w in rest)
 
     def elapsed_s(self) -> float:
@@ -147,10 +148,11 @@ class Pieces:
         done, elapsed = self.steps_requests, max(self.elapsed_s(), 1e-3)
         todo = estimated_requests(runs_left)
         rate = done / elapsed
-        eta = f"ETA {_duration(todo / rate)}" if rate > 0 and todo else "ETA unknown"
+        eta = ("none left" if not todo else f"ETA {_duration(todo / rate)}" if rate > 0
+               else "ETA unknown")
         line = (f"piece {self.pieces}: {done:,} steps requests done in {_duration(elapsed)} "
                 f"({rate:.1f}/s); ~{todo:,} requests left for {workflows_left:,} workflows "
-                f"(~{runs_left:,} runs), {eta if todo else 'none left'}")
+                f"(~{runs_left:,} runs), {eta}")
         describe = getattr(self._limiter, "describe", None)
         quota = describe() if callable(describe) else None
         return f"{line}; {quota}" if quota else line
