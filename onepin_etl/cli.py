@@ -119,6 +119,9 @@ def shard_option(func: F) -> F:
               metavar="SECONDS",
               help="If another load of this pipeline is running, wait this long for it, then "
                    "exit 7.")
+@click.option("--max-duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Start no new work after this long: commit what was fetched, exit 0; the "
+                   "next load continues (config: max_duration).")
 @shard_option
 @user_errors
 def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
@@ -126,26 +129,46 @@ def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
          no_results: bool, full_refresh: bool, lookback_minutes: int, concurrency: int,
          max_requests_per_minute: int | None, row_format: str, progress: str | None,
          pipeline_name: str | None, pipelines_dir: str | None, wait_s: float,
-         shard: str | None) -> None:
-    """Load workflows, runs and run steps incrementally."""
+         max_duration: float | None, shard: str | None) -> None:
+    """Load workflows, runs and run steps incrementally, committed in pieces."""
+    from collections import Counter
+
     from onepin_etl.destinations import Target
     from onepin_etl.pipeline import load as run
+    from onepin_source.pieces import Pieces
 
     target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir,
                     shard)
-    budget = {"max_requests_per_minute": max_requests_per_minute} \
-        if max_requests_per_minute else {}  # else [sources.onepin]'s, if set
-    info = run(target, full_refresh=full_refresh, progress=progress, wait_s=wait_s,
-               workflow_ids=list(workflows) or None, runs=list(runs) or None, since=since,
-               include_result=not no_results, lookback_minutes=lookback_minutes,
-               concurrency=concurrency, row_format=row_format, **budget)
-    trace = info.pipeline.last_trace  # type: ignore[attr-defined]
-    normalized = trace.last_normalize_info if trace else None
-    counts = normalized.row_counts if normalized else {}
+    counts: Counter[str] = Counter()  # rows per table, summed over the load's pieces
+    packages: list[str] = []
+    plans: list[Pieces] = []
+
+    def piece_done(info: Any, plan: Pieces) -> None:
+        trace = info.pipeline.last_trace
+        normalized = trace.last_normalize_info if trace else None
+        counts.update(normalized.row_counts if normalized else {})
+        packages.extend(info.loads_ids)
+        plans[:] = [plan]
+        if not plan.finished and not plan.time_is_up():
+            err.out(f"committed {plan.describe()}", highlight=False)
+
+    options: dict[str, Any] = {}  # else [sources.onepin]'s, if set
+    if max_duration is not None:
+        options["max_duration"] = max_duration
+    if max_requests_per_minute:
+        options["max_requests_per_minute"] = max_requests_per_minute
+    run(target, full_refresh=full_refresh, progress=progress, wait_s=wait_s,
+        on_piece=piece_done, workflow_ids=list(workflows) or None, runs=list(runs) or None,
+        since=since, include_result=not no_results, lookback_minutes=lookback_minutes,
+        concurrency=concurrency, row_format=row_format, **options)
     rows = ", ".join(f"{counts.get(t, 0)} {t}" for t in ("workflows", "runs", "run_steps"))
     of_shard = f" (shard {shard})" if shard else ""
     out.print(f"Loaded {rows}{of_shard} into {target.location} (dataset {dataset}); "
-              f"{len(info.loads_ids)} load package(s).")
+              f"{len(packages)} load package(s).")
+    if plans and not plans[0].finished:
+        workflows_left, runs_left = plans[0].left()
+        out.print(f"Time is up after {plans[0].elapsed_s():.0f} s: {workflows_left} workflows "
+                  f"(~{runs_left} runs) remaining; the next load continues.")
 
 
 @main.command()
@@ -347,11 +370,25 @@ def status(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
         ("newest run loaded", f"{found.newest_run_at:%Y-%m-%d %H:%M:%S} UTC"
          if found.newest_run_at else "none"),
         ("open runs tracked", f"{found.open_runs} in {found.workflows_tracked} workflows"),
+        ("last checkpoint", _checkpoint(found.checkpoint, found.lock_holder is not None)),
         ("pending packages", ", ".join(found.pending_packages) or "none"),
-        ("lock", f"held by {found.lock_holder.describe()}" if found.lock_holder else "free"),
+        ("lock", f"held by {found.lock_holder.describe()} (a load in progress)"
+         if found.lock_holder else "free"),
     ]
     for label, value in lines:
         out.out(f"{label:>20}: {value}", highlight=False)
+
+
+def _checkpoint(checkpoint: dict[str, int] | None, running: bool) -> str:
+    """The last piece a load committed (extracted, when its package is still pending)."""
+    if not checkpoint:
+        return "none"
+    left = checkpoint["workflows_left"]
+    line = f"piece {checkpoint['piece']} of the {'current' if running else 'last'} load; "
+    if not left:
+        return line + "nothing left"
+    return line + (f"{left} workflows (~{checkpoint['runs_left']} runs) left"
+                   + ("" if running else "; the next load continues"))
 
 
 @main.command()

@@ -38,6 +38,7 @@ from onepin_source.fanout import interleave
 from onepin_source.hints import RUN_HINTS, RUN_STEPS_TABLE, WORKFLOW_HINTS
 from onepin_source.incremental import row_digest
 from onepin_source.listing import ListingOptions, workflow_runs
+from onepin_source.pieces import Pieces
 from onepin_source.quota import Quota
 from onepin_source.settings import (
     DEFAULT_CONCURRENCY,
@@ -87,6 +88,7 @@ def onepin(
     target_key: str | None = None,
     detect_changes: bool = True,
     shard: str | None = None,
+    max_duration: float | None = None,
 ) -> Sequence[DltResource]:
     """Onepin workflows, runs and run steps, loaded incrementally.
 
@@ -120,6 +122,9 @@ def onepin(
         shard: ``"K/N"``: only the workflows whose id hashes to shard K of N
             (:class:`onepin_source.shards.Shard`), for N loaders side by side. Give each shard
             a pipeline name of its own, so each keeps its own incremental state.
+        max_duration: Seconds from the source's creation after which the load starts no new
+            workflow: what was fetched is committed, the next load continues
+            (:mod:`onepin_source.pieces`). Default: no limit.
 
     Returns:
         The ``workflows``, ``runs`` and ``run_steps`` resources.
@@ -133,6 +138,11 @@ def onepin(
             not isinstance(max_requests_per_minute, int) or max_requests_per_minute < 1):
         raise ConfigError("max_requests_per_minute must be a whole number of at least 1, not "
                           f"{max_requests_per_minute!r}")
+    if max_duration is not None and (isinstance(max_duration, bool)
+                                     or not isinstance(max_duration, int | float)
+                                     or max_duration <= 0):
+        raise ConfigError(f"max_duration must be a number of seconds above 0, "
+                          f"not {max_duration!r}")
     batches = RowBatches(row_format)
     run_pairs = parse_run_refs(runs or [])
     selection = Selection(
@@ -146,11 +156,20 @@ def onepin(
     listing = ListingOptions(timedelta(minutes=lookback_minutes), since_ts, detect_changes)
     steps_state = StepsState(detect_changes)
     source_state: list[dict[str, Any]] = []  # the source's dlt state, once extraction has it
+    pieces = Pieces(max_duration, limiter=client.limiter)
+
+    def next_piece() -> Iterator[list[dict[str, Any]]]:
+        """The workflow rows of this extract's piece: every workflow unless a caller runs the
+        source in pieces (the list is read once, by the first piece). The first request goes
+        paced by what the last load learned of the API's quota."""
+        client.limiter.restore(Quota.from_state(dlt.current.source_state().get("quota")))
+        states = _workflow_states(target_key)
+        if piece := pieces.next_piece(lambda: _workflows(client, selection), states):
+            yield piece
 
     # The workflow list feeds two transformers: the workflows table gets the rows that changed,
     # the runs listing looks at every workflow.
-    workflow_list = dlt.resource(_workflows(client, selection), name="workflow_list",
-                                 selected=False)
+    workflow_list = dlt.resource(next_piece, name="workflow_list", selected=False)
 
     @dlt.transformer(name="workflows", primary_key="id", write_disposition="merge",
                      columns=WORKFLOW_HINTS)
@@ -177,9 +196,11 @@ def onepin(
 
         def job(workflow: dict[str, Any]) -> Callable[[], Iterator[list[dict[str, Any]]]]:
             workflow_id = workflow["id"]
-            state = states.setdefault(workflow_id, {})
 
             def rows() -> Iterator[list[dict[str, Any]]]:
+                if not pieces.may_start(workflow_id):  # the piece's or the load's time is up
+                    return iter(())
+                state = states.setdefault(workflow_id, {})
                 return workflow_runs(client, workflow, state, listing,
                                      chosen=selection.runs.get(workflow_id, ()),
                                      listed=selection.lists_runs_of(workflow_id),
@@ -192,6 +213,9 @@ def onepin(
         for runs_batch in regroup(pages, RUNS_PER_BATCH):
             yield batches.runs(runs_batch)
         remember_quota(client, source_state)
+        workflows_left, runs_left = pieces.left()
+        dlt.current.source_state()["checkpoint"] = {
+            "piece": pieces.pieces, "workflows_left": workflows_left, "runs_left": runs_left}
 
     @dlt.transformer(parallelized=True, **RUN_STEPS_TABLE)
     def run_steps(runs_batch: Any) -> Any:
@@ -199,12 +223,14 @@ def onepin(
         runs' previous steps (merge key run_id)."""
         refs = steps_state.to_fetch(run_refs(runs_batch))
         fetched = list(fetcher.steps_of([(r.workflow_id, r.run_id) for r in refs]))
+        pieces.fetched_steps(len(refs))
         steps_state.fetched(refs, [steps for _, _, steps in fetched])
         remember_quota(client, source_state)
         rows = step_rows(fetched)
         return batches.steps(rows) if rows else []
 
     runs_resource = workflow_list | runs_of
+    runs_resource.pieces = pieces  # type: ignore[attr-defined]  # for pieces.pieces_of(source)
     return workflow_list | changed_workflows, runs_resource, runs_resource | run_steps
 
 
@@ -243,16 +269,13 @@ def remember_quota(client: OnepinClient, source_state: list[dict[str, Any]]) -> 
         source_state[0]["quota"] = client.limiter.quota.as_state()
 
 
-def _workflows(client: OnepinClient, selection: Selection) -> Iterator[list[dict[str, Any]]]:
-    """The workflow rows, in one item: listed, or fetched by id for a selection. The first
-    request goes paced by what the last load learned of the API's quota."""
-    client.limiter.restore(Quota.from_state(dlt.current.source_state().get("quota")))
+def _workflows(client: OnepinClient, selection: Selection) -> list[dict[str, Any]]:
+    """The workflow rows: listed, or fetched by id for a selection."""
     if selection.everything:
-        # One item with every workflow: the runs transformer then lists the runs of all of them
-        # through one pool, not page by page with a wait for each page's slowest workflow.
-        yield [workflow_row(item) for page in client.workflows() for item in page
-               if selection.owns(item["id"])]
-        return
+        # One item with every workflow of a piece: the runs transformer then lists the runs of
+        # all of them through one pool, not page by page with a wait for each page's slowest.
+        return [workflow_row(item) for page in client.workflows() for item in page
+                if selection.owns(item["id"])]
     chosen = []
     for workflow_id in dict.fromkeys(selection.workflow_ids + tuple(selection.runs)):
         if not selection.owns(workflow_id):
@@ -262,4 +285,4 @@ def _workflows(client: OnepinClient, selection: Selection) -> Iterator[list[dict
         except OnepinNotFoundError:
             raise ConfigError(f"workflow {workflow_id} not found (404): check the id and that "
                               "the API key's workspace can see it") from None
-    yield chosen
+    return chosen
