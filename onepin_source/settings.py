@@ -30,13 +30,13 @@ CREDENTIALS_FILE = "~/.onepin/credentials"  # the official Onepin CLI's TOML cre
 # one. A piece ends after the workflows holding its budget of runs (estimated from the workflow
 # list), or when it has run PIECE_SECONDS, whichever comes first. The budget is PIECE_RUNS (a few
 # seconds unthrottled, half a minute at a 1,000-requests-a-minute quota) and at most PIECE_SHARE
-# of the load's runs but not under PIECE_MIN_RUNS: a kill then costs at most ~4% of a load again
-# (bench/resume.py: killed + resumed requests <= 1.1x a clean load). Each piece costs ~0.6 s
-# (one dlt package normalized and loaded while nothing is fetched, and a fetching tail): the
-# unthrottled 1,000 x 3 first load took 39 s in one package, 55 s in 26 pieces
-# (docs/big-loads.md).
+# of the load's runs but not under PIECE_MIN_RUNS: a kill then costs at most ~10% of a load again
+# (bench/resume.py: killed + resumed requests <= 1.1x a clean load). Each piece costs ~1 s
+# (one dlt package extracted, normalized and loaded while little is fetched, and a fetching
+# tail): the unthrottled 1,000 x 3 first load took 23 s in one package and 52 s in 26 pieces
+# of 4% (docs/big-loads.md), so a piece is 10%, not 4%.
 PIECE_RUNS = 500
 PIECE_SECONDS = 60.0
-PIECE_SHARE = 0.04
+PIECE_SHARE = 0.1
 PIECE_MIN_RUNS = 25
 FIRST_PIECE_RUNS = 100  # the first piece is small: analysts see data soon, and it sets the rate

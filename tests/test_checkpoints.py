@@ -26,8 +26,8 @@ from tests.helpers import (
     unsettled,
 )
 
-# 6 workflows of 60 runs: a first load takes six pieces of one workflow (a piece takes 4% of the
-# load's runs, at least 25).
+# 6 workflows of 60 runs: a first load takes six pieces of one workflow (a piece takes 10% of
+# the load's runs, at least 25).
 BIG = WorldConfig(seed=5, workflows=6, runs=60, nodes=4)
 TIMEBOX_LINE = re.compile(r"^Time is up after \d+ s: (\d+) workflows \(~\d+ runs\) remaining; "
                           r"the next load continues\.$", re.MULTILINE)
@@ -188,7 +188,7 @@ def test_pieces_take_workflows_by_budget_and_requeue_those_not_started() -> None
 def test_a_piece_is_a_small_share_of_a_small_load() -> None:
     plan = Pieces()
     plan.checkpoints = True
-    assert len(plan.next_piece(lambda: workflows(*[10] * 100), {})) == 4  # 4% of 1,000 runs
+    assert len(plan.next_piece(lambda: workflows(*[10] * 100), {})) == 10  # 10% of 1,000 runs
 
 
 def test_every_load_starts_one_workflow_with_new_runs_even_when_the_time_is_up() -> None:
