@@ -7,8 +7,9 @@ What this adds to ``pipeline.run(onepin())``: dlt settings the source needs appl
 process, DuckDB file names checked before any request, the project's DuckDB destination
 (``destinations.duckdb_destination``), pending packages finished *before* new data is extracted
 (dlt's default would load only the pending package and skip new data), bounded retries of a load
-blocked by a DuckDB lock, the analysis views after a DuckDB load, and dlt's step errors turned
-into the application's one-line errors.
+blocked by a DuckDB lock or a DuckLake commit conflict, the analysis views after a load into
+DuckDB, a DuckLake or PostgreSQL, and dlt's step errors turned into the application's one-line
+errors.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -40,17 +41,22 @@ _configured = threading.Event()
 
 
 def load(target: Target | None = None, *, full_refresh: bool = False, progress: str | None = None,
-         wait_s: float = 0.0, **source_options: Any) -> LoadInfo:
-    """Load Onepin into ``target`` (default: ``onepin_etl.duckdb``) incrementally.
+         wait_s: float = 0.0, tables: Sequence[str] | None = None,
+         **source_options: Any) -> LoadInfo:
+    """Load Onepin into ``target`` (default: ``onepin_etl.duckdb``) incrementally: the one load
+    path of the CLI, this package, ``pipelines/`` and Dagster's assets.
 
     One load per pipeline at a time: if another holds the pipeline's lock, wait up to
-    ``wait_s`` seconds, then raise :class:`~onepin_etl.errors.LoadLockedError`.
+    ``wait_s`` seconds, then raise :class:`~onepin_etl.errors.LoadLockedError`. ``tables``
+    loads only some of ``workflows``, ``runs`` and ``run_steps`` (a Dagster subset).
     ``source_options`` are :func:`onepin_source.onepin`'s (``workflow_ids``, ``runs``, ``since``,
     ``concurrency``, ...); the key and base URL come from dlt's config or the environment.
     """
     target = target or Target()
     target.check()
     source = onepin(target_key=target.key, shard=target.shard, **source_options)
+    if tables is not None:
+        source = source.with_resources(*tables)
     with pipeline_lock(target, wait_s=wait_s):
         return run_load(build_pipeline(target, progress=progress), source,
                         full_refresh=full_refresh, file_format=target.file_format,

@@ -71,3 +71,30 @@ def test_no_file_refers_to_a_document_outside_the_repository() -> None:
             and name != "tests/test_layers.py"
             and any(ref in (ROOT / name).read_text(encoding="utf-8") for ref in outside)]
     assert hits == []
+
+
+def calls_in(function: ast.AST) -> set[str]:
+    """The names a function calls (``f(...)`` and ``x.f(...)`` both give ``f``)."""
+    return {node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+            for node in ast.walk(function) if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name | ast.Attribute)}
+
+
+def test_dagster_assets_call_the_one_load_path() -> None:
+    """The load assets run ``pipeline.load`` (as the CLI, ``onepin_etl.load`` and
+    ``pipelines/`` do), never a pipeline of their own or dagster-dlt's ``run``."""
+    tree = ast.parse((ROOT / "onepin_etl" / "dagster_defs.py").read_text(encoding="utf-8"))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                and node.module == "onepin_etl.pipeline" for alias in node.names}
+    assert imported == {"build_pipeline", "load"}  # build_pipeline: the assets' description
+    body = next(node for node in ast.walk(tree)
+                if isinstance(node, ast.FunctionDef) and node.name == "onepin_assets")
+    calls = set().union(*(calls_in(statement) for statement in body.body))  # not the decorator
+    assert "load" in calls
+    assert calls & {"run", "run_load", "build_pipeline", "pipeline", "create_views",
+                             "pipeline_lock"} == set()
+    for path in ("onepin_etl/cli.py", "onepin_etl/__init__.py", "pipelines/onepin_pipeline.py"):
+        tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
+        assert any(isinstance(node, ast.ImportFrom) and node.module in ("onepin_etl",
+                   "onepin_etl.pipeline") and "load" in {a.name for a in node.names}
+                   for node in ast.walk(tree)), path
