@@ -162,15 +162,14 @@ def report(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     from onepin_etl.analysis import Filters, NoDataError
     from onepin_source.config import parse_since, validate_uuid
 
-    where = _where(destination, duckdb_path, parquet_dir, dataset)
+    target = _readable(destination, duckdb_path, parquet_dir, dataset)
     parse_since(since)
     filters = Filters(tuple(validate_uuid(w, "workflow id") for w in workflows), since)
     if fmt == "html":
-        _html_report(Target(destination, duckdb_path, parquet_dir, dataset), filters, top,
-                     output, parse_since(as_of))
+        _html_report(target, filters, top, output, parse_since(as_of))
         return
     try:
-        sections = reporting.build(top, filters=filters, **where)
+        sections = reporting.build(target, top, filters=filters)
     except NoDataError as exc:
         out.print(f"Nothing to report yet: {exc}")
         return
@@ -248,7 +247,7 @@ def check(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
         min_executions=min_executions, min_failures=min_failures, confidence=confidence,
         p95_factor=p95_factor, regressions=not no_regressions)
     filters = analysis.Filters(tuple(validate_uuid(w, "workflow id") for w in workflows))
-    with analysis.connect(**_where(destination, duckdb_path, parquet_dir, dataset),
+    with analysis.connect(_readable(destination, duckdb_path, parquet_dir, dataset),
                           filters=filters) as con:
         result = health.run_checks(con, config)
     if fmt == "json":
@@ -271,12 +270,12 @@ def check(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
         raise CheckFailedError(f"{len(result.findings)} health check(s) failed")
 
 
-def _where(destination: str, duckdb_path: str, parquet_dir: str, dataset: str
-           ) -> dict[str, Any]:
-    """Where a reader (report, check, sql) finds the data."""
-    from onepin_etl.destinations import Target
-
-    return Target(destination, duckdb_path, parquet_dir, dataset).where()
+def _readable(destination: str, duckdb_path: str, parquet_dir: str, dataset: str) -> Target:
+    """Where a reader (report, check, sql) finds the data; refused before anything else when
+    readers cannot open that kind of destination."""
+    target = Target(destination, duckdb_path, parquet_dir, dataset)
+    target.check_readable()
+    return target
 
 
 @main.command()
@@ -297,7 +296,7 @@ def status(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
 
     target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir,
                     shard)
-    target.where()  # a destination status can read
+    target.check_readable()
     found = collect(target)
     if fmt == "json":
         out.out(json.dumps(found.as_dict(), indent=2), highlight=False)
@@ -335,13 +334,12 @@ def status(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
 def compact(parquet_dir: str, dataset: str, pipeline_name: str | None,
             pipelines_dir: str | None, wait_s: float) -> None:
     """Rewrite a Parquet folder to the latest version of each row: one file per table."""
-    from onepin_etl.compaction import compact as run
     from onepin_etl.pipeline import pipeline_lock
 
     target = Target("parquet", parquet_dir=parquet_dir, dataset=dataset,
                     pipeline_name=pipeline_name, pipelines_dir=pipelines_dir)
     with pipeline_lock(target, wait_s=wait_s):
-        for done in run(target):
+        for done in target.compact():
             if done.rows < 0:
                 out.out(f"{done.table}: {done.files_before} file(s), nothing to do",
                         highlight=False)
@@ -366,9 +364,9 @@ def sql(destination: str, duckdb_path: str, parquet_dir: str, dataset: str, quer
     from onepin_etl import report as reporting
     from onepin_source.errors import ConfigError
 
-    where = _where(destination, duckdb_path, parquet_dir, dataset)
+    target = _readable(destination, duckdb_path, parquet_dir, dataset)
     try:
-        frame = analysis.query(query, **where)
+        frame = analysis.query(query, target=target)
     except duckdb.Error as exc:
         raise ConfigError(f"the query failed: {str(exc).splitlines()[0]}") from None
     reporting.render({"query": frame}, fmt, out)

@@ -147,7 +147,7 @@ def _asset_checks(target: Target, settings: AssetChecks) -> list[dg.AssetChecksD
                               regressions=False)
 
     def evaluate(kind: str, config: health.CheckConfig) -> dg.AssetCheckResult:
-        with analysis.connect(**target.where()) as con:
+        with analysis.connect(target) as con:
             report = health.run_checks(con, replace(config, as_of=settings.as_of()))
         found = [f.line() for f in report.findings if f.check == kind]
         return dg.AssetCheckResult(passed=not found, metadata={

@@ -37,6 +37,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from onepin_etl.utc import as_utc
 from onepin_source.errors import ConfigError
 
 P95_SHARE = 0.05  # the share of a stable distribution above its own p95
@@ -165,7 +166,7 @@ def _newest_run(con: duckdb.DuckDBPyConnection) -> datetime | None:
     (newest,), = con.execute("select max(last_run_at) from workflow_summary").fetchall()
     if not isinstance(newest, datetime):
         return None
-    return newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+    return as_utc(newest)
 
 
 def _freshness(newest: datetime | None, config: CheckConfig) -> Iterator[Finding]:

@@ -13,7 +13,8 @@ from typing import Any
 import sqlglot
 from sqlglot.errors import ErrorLevel
 
-from onepin_etl.analysis import dataset_tables, view_definitions
+from onepin_etl.sql import identifier
+from onepin_etl.views import dataset_tables, view_definitions
 
 # Views of two shards are created in one transaction each, one shard after the other.
 _ADVISORY_LOCK = 0x6F6E6570  # "onep"
@@ -22,7 +23,7 @@ _ADVISORY_LOCK = 0x6F6E6570  # "onep"
 def statements(dataset: str) -> list[str]:
     """The SQL that (re)creates the views in ``dataset``, in PostgreSQL's dialect. A view is
     dropped first: PostgreSQL cannot replace a view whose columns changed type."""
-    schema = f'"{dataset}"'
+    schema = identifier(dataset)
     sql = []
     for name, query in view_definitions(dataset_tables(dataset), schema=schema).items():
         translated = sqlglot.transpile(query, read="duckdb", write="postgres",
