@@ -22,13 +22,13 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import dlt
-from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from onepin_etl import lock
 from onepin_etl.destinations import Target, kind_of
 from onepin_etl.destinations.config import configure_dlt
 from onepin_etl.destinations.scrub import first_line, scrub
+from onepin_etl.dlt_internals import LoadInfo
 from onepin_etl.errors import DestinationError
 from onepin_etl.settings import LOAD_GC_THRESHOLD, LOCK_RETRIES, LOCK_RETRY_WAIT_S
 from onepin_source import onepin

@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any
 
 import dlt
-from dlt.pipeline.exceptions import CannotRestorePipelineException
 
 from onepin_etl import analysis, lock
 from onepin_etl.destinations import Target
+from onepin_etl.dlt_internals import CannotRestorePipelineException
 from onepin_etl.utc import as_utc
 from onepin_source.errors import ConfigError
 

@@ -20,14 +20,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlt.common.pipeline import get_dlt_pipelines_dir
-
 from onepin_etl.destinations.base import Compacted, Kind, Tables, readable
 from onepin_etl.destinations.duckdb import DuckDb, duckdb_destination
 from onepin_etl.destinations.ducklake import DuckLake
 from onepin_etl.destinations.other import OtherDestination
 from onepin_etl.destinations.parquet import Parquet
 from onepin_etl.destinations.postgres import Postgres
+from onepin_etl.dlt_internals import get_dlt_pipelines_dir
 from onepin_etl.settings import DEFAULT_DATASET, DEFAULT_DUCKDB_PATH, DEFAULT_PARQUET_DIR
 from onepin_source.errors import ConfigError
 from onepin_source.shards import Shard

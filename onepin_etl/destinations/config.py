@@ -14,10 +14,9 @@ import threading
 from typing import Any
 
 import dlt
-from dlt.common.configuration.exceptions import ConfigFieldMissingException
-from dlt.common.destination import Destination
 
 from onepin_etl import duckdb_extensions
+from onepin_etl.dlt_internals import ConfigFieldMissingException, Destination
 from onepin_source.dlt_internals import ARROW_ROW_IDS_CONFIG, HINT_OVERRIDE_WARNING
 from onepin_source.errors import ConfigError
 

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import dlt
 import duckdb
-from dlt.common.schema import Schema
 
 from onepin_etl.destinations import config
 from onepin_etl.destinations.base import Tables
@@ -75,7 +74,7 @@ def read_ducklake(kind: DuckLake, target: Target) -> Iterator[duckdb.DuckDBPyCon
     """A DuckDB connection with the lake attached and ``dataset`` as the search path."""
     config.configure_dlt()  # dlt's client attaches the lake with the packaged extensions
     client = config.factory(kind.name, **kind.factory_params()).client(
-        Schema("onepin"), kind.configuration(target))
+        dlt.Schema("onepin"), kind.configuration(target))
     sql_client = client.sql_client
     with reading(kind.name):
         con = sql_client.open_connection()

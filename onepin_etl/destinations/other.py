@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dlt.common.destination.exceptions import UnknownDestinationModule
-
 from onepin_etl.destinations import config
 from onepin_etl.destinations.base import Kind, readable
+from onepin_etl.dlt_internals import UnknownDestinationModule
 from onepin_source.errors import ConfigError
 
 if TYPE_CHECKING:

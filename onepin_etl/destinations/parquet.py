@@ -20,8 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import dlt
 import duckdb
-from dlt.common.schema import Schema
 
 from onepin_etl import duckdb_extensions
 from onepin_etl.destinations import config
@@ -142,7 +142,7 @@ def read_bucket(bucket_url: str) -> Iterator[duckdb.DuckDBPyConnection]:
     try:
         duckdb_extensions.use_packaged_extensions(con)
         reader = config.factory("duckdb", credentials=con)
-        sql_client = reader.client(Schema("onepin"), config.configuration(
+        sql_client = reader.client(dlt.Schema("onepin"), config.configuration(
             reader, "onepin", "its credentials")).sql_client
         with reading(bucket_url):
             sql_client.open_connection()
