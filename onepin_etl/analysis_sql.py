@@ -19,9 +19,10 @@ Definitions (docs/architecture.md, matching Onepin's Runs Summary):
 
 from __future__ import annotations
 
+from onepin_etl.sql import literals
 from onepin_source.settings import TERMINAL_RUN_STATUSES
 
-_TERMINAL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_RUN_STATUSES))
+_TERMINAL = literals(sorted(TERMINAL_RUN_STATUSES))
 
 STEP_DURATIONS = """
 select s.id as step_id, s.workflow_id, w.name as workflow_name, s.run_id, r.run_number,

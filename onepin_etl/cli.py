@@ -1,8 +1,10 @@
-"""``onepin-etl``: load, report, sql, demo and sim. Output is formatted here and only here.
+"""``onepin-etl``: load, report, check, status, compact, sql, demo and sim. Output is formatted
+here and only here, and so are the names of the flags: the library's messages name a parameter
+(``since``), this module turns it into the flag (``--since``, :func:`flags`).
 
 Exit codes (``errors.EXIT_CODES``): 0 ok, 2 usage/config, 3 authentication/authorization, 4 API
-or network failure after retries, 5 destination failure. User errors print one line, no
-traceback (``--debug`` shows it).
+or network failure after retries, 5 destination failure, 6 a health check failed, 7 another load
+of the pipeline is running. User errors print one line, no traceback (``--debug`` shows it).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -25,7 +28,7 @@ from onepin_etl.settings import (
     DEFAULT_PARQUET_DIR,
     DEFAULT_PIPELINE_NAME,
 )
-from onepin_source.errors import OnepinError
+from onepin_source.errors import ConfigError, OnepinError
 from onepin_source.settings import DEFAULT_CONCURRENCY, DEFAULT_LOOKBACK_MINUTES, MAX_CONCURRENCY
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,6 +51,17 @@ def user_errors(func: F) -> F:
             sys.exit(exit_code(exc))
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def flags() -> Iterator[None]:
+    """Library errors about one value start with its parameter's name (``as_of 'x' is not …``);
+    on the command line they name the flag instead (``--as-of 'x' is not …``)."""
+    try:
+        yield
+    except ConfigError as exc:
+        name, _, rest = str(exc).partition(" ")
+        raise ConfigError(f"--{name.replace('_', '-')} {rest}") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -123,6 +137,7 @@ def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     from onepin_etl.destinations import Target
     from onepin_etl.pipeline import load as run
 
+    _check_shard(shard)
     target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir,
                     shard)
     info = run(target, full_refresh=full_refresh, progress=progress, wait_s=wait_s,
@@ -163,10 +178,12 @@ def report(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     from onepin_source.config import parse_since, validate_uuid
 
     target = _readable(destination, duckdb_path, parquet_dir, dataset)
-    parse_since(since)
+    with flags():
+        parse_since(since)
+        as_of_time = parse_since(as_of, "as_of")
     filters = Filters(tuple(validate_uuid(w, "workflow id") for w in workflows), since)
     if fmt == "html":
-        _html_report(target, filters, top, output, parse_since(as_of))
+        _html_report(target, filters, top, output, as_of_time)
         return
     try:
         sections = reporting.build(target, top, filters=filters)
@@ -239,13 +256,15 @@ def check(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     from onepin_etl.errors import CheckFailedError
     from onepin_source.config import parse_since, validate_uuid
 
-    config = health.CheckConfig(
-        as_of=parse_since(as_of) or datetime.now(UTC), window=health.parse_duration(window),
-        baseline=health.parse_duration(baseline), by=by, max_failure_rate=max_failure_rate,
-        max_p95_seconds=max_p95_seconds,
-        max_age=health.parse_duration(max_age) if max_age else None,
-        min_executions=min_executions, min_failures=min_failures, confidence=confidence,
-        p95_factor=p95_factor, regressions=not no_regressions)
+    recent, before = health.parse_duration(window), health.parse_duration(baseline)
+    oldest = health.parse_duration(max_age) if max_age else None
+    with flags():
+        config = health.CheckConfig(
+            as_of=parse_since(as_of, "as_of") or datetime.now(UTC), window=recent,
+            baseline=before, by=by, max_failure_rate=max_failure_rate,
+            max_p95_seconds=max_p95_seconds, max_age=oldest, min_executions=min_executions,
+            min_failures=min_failures, confidence=confidence, p95_factor=p95_factor,
+            regressions=not no_regressions)
     filters = analysis.Filters(tuple(validate_uuid(w, "workflow id") for w in workflows))
     with analysis.connect(_readable(destination, duckdb_path, parquet_dir, dataset),
                           filters=filters) as con:
@@ -268,6 +287,15 @@ def check(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
                 f"newest run {newest}", highlight=False)
     if not result.healthy:
         raise CheckFailedError(f"{len(result.findings)} health check(s) failed")
+
+
+def _check_shard(shard: str | None) -> None:
+    """A malformed ``--shard`` is a usage error, named by its flag, before any request."""
+    from onepin_source.shards import Shard
+
+    if shard:
+        with flags():
+            Shard.parse(shard)
 
 
 def _readable(destination: str, duckdb_path: str, parquet_dir: str, dataset: str) -> Target:
@@ -294,6 +322,7 @@ def status(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     from onepin_etl.destinations import Target
     from onepin_etl.status import collect
 
+    _check_shard(shard)
     target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir,
                     shard)
     target.check_readable()

@@ -73,11 +73,11 @@ class CheckConfig:
 
     def __post_init__(self) -> None:
         if self.by not in ("node", "node_type"):
-            raise ConfigError(f"--by must be node or node_type, not {self.by!r}")
+            raise ConfigError(f"by must be node or node_type, not {self.by!r}")
         if not 0.5 <= self.confidence < 1:
-            raise ConfigError("--confidence must be at least 0.5 and below 1 (e.g. 0.99)")
+            raise ConfigError("confidence must be at least 0.5 and below 1 (e.g. 0.99)")
         if self.as_of.tzinfo is None:
-            raise ConfigError("--as-of needs a UTC offset, e.g. 2026-01-31T00:00:00Z")
+            raise ConfigError("as_of needs a UTC offset, e.g. 2026-01-31T00:00:00Z")
 
 
 @dataclass(frozen=True)
