@@ -1,5 +1,6 @@
 """The analysis views, in DuckDB SQL, in one place (PostgreSQL gets them through sqlglot:
-:mod:`onepin_etl.postgres_views`; keep to SQL both speak, ``max`` rather than ``any_value``).
+:mod:`onepin_etl.destinations.postgres_views`; keep to SQL both speak, ``max`` rather than
+``any_value``).
 
 Every view reads three base relations, named by placeholders: ``{workflows}``, ``{runs}`` and
 ``{steps}`` (and ``{step_durations}``, the first view). Over a DuckDB dataset they are the

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 import dlt
 import duckdb
 
-from onepin_etl import duckdb_extensions, postgres_views
+from onepin_etl import duckdb_extensions
+from onepin_etl.destinations import postgres_views
 from onepin_etl.destinations.base import Tables
 from onepin_etl.destinations.scrub import reading
 from onepin_etl.destinations.shared import SharedKind, host, server
