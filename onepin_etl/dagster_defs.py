@@ -16,8 +16,9 @@ With ``shards=N`` (N > 1) the load assets are partitioned by shard, static keys 
 ``NofN``, each partition that shard's pipeline (``--shard K/N``). A backfill of every partition
 loads the shards at once into a DuckLake or PostgreSQL, and one at a time into a DuckDB file or
 a local Parquet folder: their writers queue on the destination's lock (each waits up to
-``wait_s``), and on the assets' pool when the instance limits it to 1. The health page and the
-checks then get a job of their own, unpartitioned, started after each successful load.
+``SHARD_QUEUE_WAIT_S``), or on the assets' pool when the instance limits it to 1. The health
+page and the checks then get a job of their own, unpartitioned, started after each successful
+load.
 """
 
 # No "from __future__ import annotations": Dagster reads the context parameter's annotation.
@@ -34,6 +35,7 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from onepin_etl import analysis, health, html_report
 from onepin_etl.destinations import Target
 from onepin_etl.pipeline import build_pipeline, load
+from onepin_etl.settings import SHARD_QUEUE_WAIT_S
 from onepin_source import onepin
 
 DEFAULT_CRON = "*/15 * * * *"  # every 15 minutes
@@ -80,6 +82,8 @@ def build_definitions(target: Target, *, cron: str = DEFAULT_CRON,
     checks = checks or AssetChecks()
     page_path = Path(page or Path(target.duckdb_path).with_name("onepin_health.html"))
     partitions = dg.StaticPartitionsDefinition(shard_keys(shards)) if shards > 1 else None
+    one_writer = partitions is not None and not target.concurrent_shards
+    queue_s = max(wait_s, SHARD_QUEUE_WAIT_S) if one_writer else wait_s
     definition_source = onepin(api_key=_DEFINITION_ONLY_KEY)
     translator = OnepinTranslator()
 
@@ -92,7 +96,7 @@ def build_definitions(target: Target, *, cron: str = DEFAULT_CRON,
             resource=r, pipeline=None)).key: r
             for r in definition_source.selected_resources.values()}
         chosen = [k for k in resources if k in context.selected_asset_keys]
-        info = load(replace(target, shard=shard), wait_s=wait_s,
+        info = load(replace(target, shard=shard), wait_s=queue_s,
                     tables=[resources[k].name for k in chosen] if context.is_subset else None,
                     **source_options)
         for key in chosen:
