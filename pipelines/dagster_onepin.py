@@ -20,6 +20,11 @@ from onepin_etl.dagster_defs import DEFAULT_CRON, AssetChecks, build_definitions
 from onepin_etl.destinations import Target
 from onepin_etl.health import parse_duration
 from onepin_etl.settings import DEFAULT_DUCKDB_PATH, DEFAULT_PARQUET_DIR
+from onepin_source.errors import ConfigError
+
+SHARDS = os.environ.get("ONEPIN_SHARDS", "1")
+if not SHARDS.isdigit() or int(SHARDS) < 1:
+    raise ConfigError(f"ONEPIN_SHARDS must be a whole number of shards, 1 or more, not {SHARDS!r}")
 
 defs = build_definitions(
     Target(destination=os.environ.get("ONEPIN_DESTINATION", "duckdb"),
@@ -27,7 +32,7 @@ defs = build_definitions(
            parquet_dir=os.environ.get("ONEPIN_PARQUET_DIR", DEFAULT_PARQUET_DIR),
            pipelines_dir=os.environ.get("ONEPIN_PIPELINES_DIR") or None),
     cron=os.environ.get("ONEPIN_SCHEDULE_CRON", DEFAULT_CRON),
-    shards=int(os.environ.get("ONEPIN_SHARDS", "1")),
+    shards=int(SHARDS),
     checks=AssetChecks(
         max_age=parse_duration(os.environ.get("ONEPIN_CHECK_MAX_AGE", "2h")),
         max_failure_rate=float(os.environ.get("ONEPIN_CHECK_MAX_FAILURE_RATE", "0.5"))))

@@ -17,6 +17,7 @@ from onepin_etl.dagster_defs import AssetChecks, build_definitions
 from onepin_etl.destinations import Target
 from onepin_etl.pipeline import load
 from onepin_sim import Simulator
+from onepin_source.errors import ConfigError
 from tests.helpers import (
     ROOT,
     SMALL,
@@ -173,3 +174,12 @@ def test_the_definitions_file_partitions_by_onepin_shards(env: Simulator, workdi
     schedule = defs.resolve_schedule_def("onepin_every_15_minutes")
     assert schedule.job_name == "onepin_load"
     assert defs.resolve_sensor_def("onepin_after_load").job_name == "onepin_health"
+
+
+def test_a_malformed_onepin_shards_is_one_line(env: Simulator, monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
+    monkeypatch.setenv("ONEPIN_SHARDS", "two")
+    with pytest.raises(ConfigError) as raised:
+        load_definitions_file()
+    assert str(raised.value) == "ONEPIN_SHARDS must be a whole number of shards, 1 or more, " \
+                                "not 'two'"
