@@ -1,6 +1,6 @@
-"""``onepin-etl``: load, report, check, status, compact, sql, demo and sim. Output is formatted
-here and only here, and so are the names of the flags: the library's messages name a parameter
-(``since``), this module turns it into the flag (``--since``, :func:`flags`).
+"""``onepin-etl``: load, report, check, status, compact, sql, schema, demo and sim. Output is
+formatted here and only here, and so are the names of the flags: the library's messages name a
+parameter (``since``), this module turns it into the flag (``--since``, :func:`flags`).
 
 Exit codes (``errors.EXIT_CODES``): 0 ok, 2 usage/config, 3 authentication/authorization, 4 API
 or network failure after retries, 5 destination failure, 6 a health check failed, 7 another load
@@ -112,7 +112,11 @@ def shard_option(func: F) -> F:
               show_default=True, help="Re-list runs created this long before the mark.")
 @click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY),
               default=DEFAULT_CONCURRENCY, show_default=True,
-              help="Requests in flight at most (a 429 lowers it for every worker).")
+              help="Requests in flight at most, a hard cap (the limiter starts at 8, rises "
+                   "while answers stay fast, and falls on 429s or slower answers).")
+@click.option("--max-requests-per-minute", type=click.IntRange(min=1), metavar="N",
+              help="Never more than N requests in any 60 s (a key shared with other users; "
+                   "also max_requests_per_minute in [sources.onepin]).")
 @click.option("--row-format", type=click.Choice(["arrow", "dicts"]), default="arrow",
               show_default=True, help="arrow: fast path; dicts: dlt's plain rows (same tables).")
 @click.option("--progress", type=click.Choice(["log", "tqdm", "enlighten", "alive_progress"]),
@@ -131,8 +135,9 @@ def shard_option(func: F) -> F:
 def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
          workflows: tuple[str, ...], runs: tuple[str, ...], since: str | None,
          no_results: bool, full_refresh: bool, lookback_minutes: int, concurrency: int,
-         row_format: str, progress: str | None, pipeline_name: str | None,
-         pipelines_dir: str | None, wait_s: float, shard: str | None) -> None:
+         max_requests_per_minute: int | None, row_format: str, progress: str | None,
+         pipeline_name: str | None, pipelines_dir: str | None, wait_s: float,
+         shard: str | None) -> None:
     """Load workflows, runs and run steps incrementally."""
     from onepin_etl.destinations import Target
     from onepin_etl.pipeline import load as run
@@ -140,10 +145,12 @@ def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     _check_shard(shard)
     target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir,
                     shard)
+    budget: dict[str, Any] = {"max_requests_per_minute": max_requests_per_minute} \
+        if max_requests_per_minute else {}  # else [sources.onepin]'s, if set
     info = run(target, full_refresh=full_refresh, progress=progress, wait_s=wait_s,
                workflow_ids=list(workflows) or None, runs=list(runs) or None, since=since,
                include_result=not no_results, lookback_minutes=lookback_minutes,
-               concurrency=concurrency, row_format=row_format)
+               concurrency=concurrency, row_format=row_format, **budget)
     trace = info.pipeline.last_trace  # type: ignore[attr-defined]
     normalized = trace.last_normalize_info if trace else None
     counts = normalized.row_counts if normalized else {}
@@ -402,6 +409,24 @@ def sql(destination: str, duckdb_path: str, parquet_dir: str, dataset: str, quer
 
 
 @main.command()
+@target_options
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown",
+              show_default=True)
+@user_errors
+def schema(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
+           fmt: str) -> None:
+    """The data dictionary of the loaded data: each table and view, each column, its type and
+    what it means (docs/data-dictionary.md)."""
+    from onepin_etl import analysis
+    from onepin_etl import schema as dictionary
+
+    with analysis.connect(_readable(destination, duckdb_path, parquet_dir, dataset)) as con:
+        relations = dictionary.read(con, dataset)
+    click.echo(dictionary.to_json(relations) if fmt == "json"
+               else dictionary.to_markdown(relations, dataset))
+
+
+@main.command()
 @click.option("--out-dir", type=click.Path(file_okay=False), default="demo_output",
               show_default=True, help="Where the demo's DuckDB file and dlt state go.")
 @user_errors
@@ -432,6 +457,10 @@ def demo(out_dir: str) -> None:
               help="Requests per key per window (0 = unlimited).")
 @click.option("--rate-window", type=int, default=60, show_default=True,
               help="Length of the rate-limit window in seconds.")
+@click.option("--rate-sliding", is_flag=True,
+              help="A sliding rate-limit window (any --rate-window seconds), not a fixed one.")
+@click.option("--rate-limit-headers", is_flag=True,
+              help="Send X-RateLimit-* and RateLimit/RateLimit-Policy headers with the quota.")
 @click.option("--share-5xx", type=float, default=0.0, show_default=True)
 @click.option("--share-malformed", type=float, default=0.0, show_default=True)
 @click.option("--share-dropped", type=float, default=0.0, show_default=True)
@@ -440,7 +469,8 @@ def demo(out_dir: str) -> None:
 @click.option("--fault-seed", type=int, default=0, show_default=True)
 def sim(host: str, port: int, seed: int, workflows: int, runs: int, nodes: int,
         run_interval: int, latency_ms: float, jitter_ms: float, share_429: float,
-        retry_after: int, rate_limit: int, rate_window: int, share_5xx: float,
+        retry_after: int, rate_limit: int, rate_window: int, rate_sliding: bool,
+        rate_limit_headers: bool, share_5xx: float,
         share_malformed: float, share_dropped: float, odd_steps: float,
         fault_seed: int) -> None:
     """Serve the Onepin API simulator until interrupted."""
@@ -448,7 +478,8 @@ def sim(host: str, port: int, seed: int, workflows: int, runs: int, nodes: int,
 
     faults = FaultConfig(latency_ms=latency_ms, jitter_ms=jitter_ms, share_429=share_429,
                          retry_after_s=retry_after, rate_limit_per_min=rate_limit,
-                         rate_window_s=rate_window,
+                         rate_window_s=rate_window, rate_sliding=rate_sliding,
+                         rate_limit_headers=rate_limit_headers,
                          share_5xx=share_5xx, share_malformed=share_malformed,
                          share_dropped=share_dropped, odd_steps=odd_steps, seed=fault_seed)
     simulator = Simulator(WorldConfig(seed, workflows, runs, nodes, run_interval), faults,

@@ -14,9 +14,14 @@ What the application relies on, and why:
   ``FollowupJobRequest``, ``DuckDbClient._create_merge_followup_jobs``, ``PreparedTableSchema``,
   ``TSortOrder``): the DuckDB destination (``onepin_etl.destinations.duckdb_merge``) replaces one
   SQL statement of dlt's delete-insert merge.
+- **PostgreSQL's DDL** (``PostgresClient.initialize_storage``, ``maybe_ddl_transaction``): the
+  PostgreSQL destination (``onepin_etl.destinations.postgres_ddl``) takes an advisory lock
+  around dlt's schema creation and updates, so concurrent shards do not race.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination import Destination
@@ -29,8 +34,21 @@ from dlt.destinations.job_impl import FollowupJobRequest
 from dlt.destinations.sql_jobs import SqlMergeFollowupJob
 from dlt.pipeline.exceptions import CannotRestorePipelineException
 
+if TYPE_CHECKING:
+    from dlt.destinations.impl.postgres.postgres import PostgresClient
+
+
+def __getattr__(name: str) -> Any:
+    """``PostgresClient`` on first use: it imports psycopg2, which only the ``[shared]`` extra
+    installs."""
+    if name == "PostgresClient":
+        from dlt.destinations.impl.postgres.postgres import PostgresClient
+
+        return PostgresClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "CannotRestorePipelineException", "ConfigFieldMissingException", "Destination",
-    "DuckDbClient", "FollowupJobRequest", "LoadInfo", "PreparedTableSchema",
+    "DuckDbClient", "FollowupJobRequest", "LoadInfo", "PostgresClient", "PreparedTableSchema",
     "SqlMergeFollowupJob", "TSortOrder", "UnknownDestinationModule", "get_dlt_pipelines_dir",
 ]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from onepin_etl import comments
 from onepin_etl.analysis_sql import LATEST_BY_ID, LATEST_STEPS, VIEWS
 from onepin_etl.errors import NoDataError
 from onepin_etl.sql import identifier, literal, literals
@@ -69,8 +70,9 @@ def create_views(con: duckdb.DuckDBPyConnection, tables: dict[str, str], *,
 
 def persist_views(con: duckdb.DuckDBPyConnection, dataset: str) -> None:
     """Create (or replace) the views inside a loaded DuckDB dataset or DuckLake for analysts'
-    SQL."""
+    SQL, and comment every table, view and column (:mod:`onepin_etl.comments`)."""
     create_views(con, dataset_tables(dataset), schema=identifier(dataset))
+    comments.comment_duckdb(con, dataset)
 
 
 def latest_sql(table: str, files: str) -> str:

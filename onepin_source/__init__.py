@@ -38,6 +38,7 @@ from onepin_source.fanout import interleave
 from onepin_source.hints import RUN_HINTS, RUN_STEPS_TABLE, WORKFLOW_HINTS
 from onepin_source.incremental import row_digest
 from onepin_source.listing import ListingOptions, workflow_runs
+from onepin_source.quota import Quota
 from onepin_source.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_LOOKBACK_MINUTES,
@@ -81,6 +82,7 @@ def onepin(
     include_result: bool = True,
     lookback_minutes: int = DEFAULT_LOOKBACK_MINUTES,
     concurrency: int = DEFAULT_CONCURRENCY,
+    max_requests_per_minute: int | None = None,
     row_format: str = "arrow",
     target_key: str | None = None,
     detect_changes: bool = True,
@@ -98,8 +100,12 @@ def onepin(
         since: ISO-8601 lower bound on run ``created_at`` for the first load.
         include_result: Ask for step ``result`` payloads (flattened into ``result__*``).
         lookback_minutes: How far before the high-water mark runs are re-listed.
-        concurrency: Requests in flight at most (one shared connection pool); a 429 lowers it
-            for every worker, see :mod:`onepin_source.throttle`.
+        concurrency: Requests in flight at most (one shared connection pool): a hard cap. The
+            limiter starts at 8 and rises while answers stay fast; a 429 or slower answers
+            lower it for every worker (:mod:`onepin_source.throttle`).
+        max_requests_per_minute: A budget for a key shared with other users: never more than
+            this many requests in any 60 s. The API's own quota is learned either way (and
+            kept in the state, so the next load starts paced).
         row_format: ``"arrow"`` (default: Arrow tables, several times faster to normalize) or
             ``"dicts"`` (dlt's plain dict rows). Both give the same tables; Arrow tables get
             ``_dlt_load_id`` and ``_dlt_id`` only when dlt's
@@ -123,6 +129,10 @@ def onepin(
     if not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
         raise ConfigError(f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY}, "
                           f"not {concurrency!r}")
+    if max_requests_per_minute is not None and (
+            not isinstance(max_requests_per_minute, int) or max_requests_per_minute < 1):
+        raise ConfigError("max_requests_per_minute must be a whole number of at least 1, not "
+                          f"{max_requests_per_minute!r}")
     batches = RowBatches(row_format)
     run_pairs = parse_run_refs(runs or [])
     selection = Selection(
@@ -130,10 +140,12 @@ def onepin(
         {wf: tuple(r for w, r in run_pairs if w == wf) for wf, _ in run_pairs},
         Shard.parse(shard) if shard else None,
     )
-    client = OnepinClient(credentials, concurrency=concurrency)
+    client = OnepinClient(credentials, concurrency=concurrency,
+                          max_requests_per_minute=max_requests_per_minute)
     fetcher = StepsFetcher(client, concurrency=concurrency, include_result=include_result)
     listing = ListingOptions(timedelta(minutes=lookback_minutes), since_ts, detect_changes)
     steps_state = StepsState(detect_changes)
+    source_state: list[dict[str, Any]] = []  # the source's dlt state, once extraction has it
 
     # The workflow list feeds two transformers: the workflows table gets the rows that changed,
     # the runs listing looks at every workflow.
@@ -160,6 +172,7 @@ def onepin(
     def runs_of(page: list[dict[str, Any]]) -> Iterator[Any]:
         """Runs of a page of workflows, listed concurrently: new ones and those open before."""
         states = _workflow_states(target_key)
+        source_state[:] = [dlt.current.source_state()]
         steps_fetched = dlt.current.resource_state("run_steps").setdefault("fetched", {})
 
         def job(workflow: dict[str, Any]) -> Callable[[], Iterator[list[dict[str, Any]]]]:
@@ -178,6 +191,7 @@ def onepin(
         pages = interleave([job(w) for w in page], threads=threads)
         for runs_batch in regroup(pages, RUNS_PER_BATCH):
             yield batches.runs(runs_batch)
+        remember_quota(client, source_state)
 
     @dlt.transformer(parallelized=True, **RUN_STEPS_TABLE)
     def run_steps(runs_batch: Any) -> Any:
@@ -186,6 +200,7 @@ def onepin(
         refs = steps_state.to_fetch(run_refs(runs_batch))
         fetched = list(fetcher.steps_of([(r.workflow_id, r.run_id) for r in refs]))
         steps_state.fetched(refs, [steps for _, _, steps in fetched])
+        remember_quota(client, source_state)
         rows = step_rows(fetched)
         return batches.steps(rows) if rows else []
 
@@ -220,8 +235,18 @@ def _check_target(target_key: str | None) -> None:
         runs_state["target"] = target_key
 
 
+def remember_quota(client: OnepinClient, source_state: list[dict[str, Any]]) -> None:
+    """Keep the quota the limiter learned in the source's state (``source_state``: the state,
+    once the extraction has it; the steps transformer runs in other threads, where dlt's
+    ``dlt.current`` is not set), for the next load to start paced."""
+    if client.limiter.quota is not None and source_state:
+        source_state[0]["quota"] = client.limiter.quota.as_state()
+
+
 def _workflows(client: OnepinClient, selection: Selection) -> Iterator[list[dict[str, Any]]]:
-    """The workflow rows, in one item: listed, or fetched by id for a selection."""
+    """The workflow rows, in one item: listed, or fetched by id for a selection. The first
+    request goes paced by what the last load learned of the API's quota."""
+    client.limiter.restore(Quota.from_state(dlt.current.source_state().get("quota")))
     if selection.everything:
         # One item with every workflow: the runs transformer then lists the runs of all of them
         # through one pool, not page by page with a wait for each page's slowest workflow.

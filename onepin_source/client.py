@@ -55,9 +55,11 @@ class OnepinClient:
     """A thin, typed face over :class:`RESTClient` for the read endpoints this source uses."""
 
     def __init__(self, credentials: Credentials, *, concurrency: int = DEFAULT_CONCURRENCY,
-                 max_attempts: int = REQUEST_MAX_ATTEMPTS) -> None:
+                 max_attempts: int = REQUEST_MAX_ATTEMPTS,
+                 max_requests_per_minute: int | None = None) -> None:
         """One pooled, retrying session shared by every thread, with at most ``concurrency``
-        requests in flight (fewer after a 429: see :mod:`onepin_source.throttle`)."""
+        requests in flight, paced to the API's quota and ``max_requests_per_minute`` (see
+        :mod:`onepin_source.throttle`)."""
         headers = {"User-Agent": USER_AGENT}
         if credentials.workspace_id:
             headers["X-Workspace-Id"] = credentials.workspace_id
@@ -71,7 +73,8 @@ class OnepinClient:
             retry_condition=_is_malformed_json,
         ).session
         # Our adapter replaces the Client's own: it owns the connection pool and the limiter.
-        self.limiter = RequestLimiter(concurrency)
+        self.limiter = RequestLimiter(concurrency,
+                                      max_requests_per_minute=max_requests_per_minute)
         adapter = LimitedAdapter(self.limiter, pool_maxsize=concurrency + 2)
         session.mount("http://", adapter)
         session.mount("https://", adapter)

@@ -42,3 +42,18 @@ def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
                 "small_load_into_big_table_s"):
         assert figures[key] > 0, key
     assert "Performance" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_quick_limits_benchmark_keeps_the_quota_and_the_budget(tmp_path: Path) -> None:
+    out = tmp_path / "limits.json"
+    done = subprocess.run([sys.executable, "-m", "bench.limits", "--quick", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    (quota,) = results["quota"]
+    assert quota["throttled_share"] <= 0.02 and quota["answered"] > 500
+    assert results["budget"]["most_in_any_60_s"] <= results["budget"]["budget"]
+    assert [r["world"] for r in results["free"]] == ["50 × 40 runs, 25 ms",
+                                                     "1000 × 3 runs, 50 ms"]
+    assert (tmp_path / "limits.md").read_text().startswith("| quota-bound first load |")

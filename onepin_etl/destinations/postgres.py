@@ -28,6 +28,16 @@ class Postgres(SharedKind):
     name = dlt_type = "postgres"
     config_help = "DESTINATION__POSTGRES__CREDENTIALS (postgresql://user:password@host:5432/db)"
 
+    def factory(self, target: Target) -> Any:
+        """dlt's postgres destination, its DDL serialized across concurrent shards
+        (:mod:`~onepin_etl.destinations.postgres_ddl`)."""
+        from onepin_etl.destinations.postgres_ddl import SerializedDdlPostgres  # psycopg2
+
+        params = self.factory_params()
+        if target.staging_layout:
+            params["staging_dataset_name_layout"] = target.staging_layout
+        return SerializedDdlPostgres(**params)
+
     def factory_params(self) -> dict[str, Any]:
         # No UNIQUE constraints (dlt's default puts one on _dlt_id): a load killed after a job
         # copied its rows into the staging table, but before dlt marked the job done, copies

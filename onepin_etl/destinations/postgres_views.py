@@ -13,11 +13,17 @@ from typing import Any
 import sqlglot
 from sqlglot.errors import ErrorLevel
 
+from onepin_etl import comments
 from onepin_etl.sql import identifier
 from onepin_etl.views import dataset_tables, view_definitions
 
-# Views of two shards are created in one transaction each, one shard after the other.
-_ADVISORY_LOCK = 0x6F6E6570  # "onep"
+# One lock for every DDL of ours in a database: dlt's schema updates and the analysis views.
+DDL_LOCK = 0x6F6E6570  # "onep"
+
+
+def lock_ddl(sql_client: Any) -> None:
+    """Wait for any other loader's DDL in this database; held until the transaction ends."""
+    sql_client.execute_sql(f"select pg_advisory_xact_lock({DDL_LOCK})")
 
 
 def statements(dataset: str) -> list[str]:
@@ -35,8 +41,9 @@ def statements(dataset: str) -> list[str]:
 
 def persist(sql_client: Any, dataset: str) -> None:
     """(Re)create the views through dlt's PostgreSQL client, in one transaction that waits for
-    any other loader doing the same."""
+    any other loader's DDL (views of two shards are created one shard after the other)."""
     with sql_client.begin_transaction():
-        sql_client.execute_sql(f"select pg_advisory_xact_lock({_ADVISORY_LOCK})")
+        lock_ddl(sql_client)
         for statement in statements(dataset):
             sql_client.execute_sql(statement)
+        comments.comment_postgres(sql_client, dataset)  # views re-created lost theirs
