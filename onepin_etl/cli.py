@@ -21,7 +21,7 @@ import click
 from rich.console import Console
 
 from onepin_etl.destinations import Target
-from onepin_etl.errors import exit_code
+from onepin_etl.errors import NoDataError, exit_code
 from onepin_etl.settings import (
     DEFAULT_DATASET,
     DEFAULT_DUCKDB_PATH,
@@ -47,10 +47,18 @@ def user_errors(func: F) -> F:
         except OnepinError as exc:
             if debug:
                 err.print_exception()
-            err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {said(exc)}", markup=True, soft_wrap=True)
             sys.exit(exit_code(exc))
 
     return wrapper  # type: ignore[return-value]
+
+
+def said(exc: OnepinError) -> str:
+    """The error's line, with what to do on the command line when nothing is loaded yet."""
+    if isinstance(exc, NoDataError):
+        return f"{exc}: run 'onepin-etl load' first (or pass --duckdb-path, --parquet-dir or " \
+               "--destination)"
+    return str(exc)
 
 
 @contextmanager
@@ -195,7 +203,7 @@ def report(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     try:
         sections = reporting.build(target, top, filters=filters)
     except NoDataError as exc:
-        out.print(f"Nothing to report yet: {exc}")
+        out.print(f"Nothing to report yet: {said(exc)}")
         return
     if reporting.is_empty(sections):
         out.print("Nothing to report: no runs match (check --workflow and --since).")

@@ -92,5 +92,4 @@ def loaded_tables(con: duckdb.DuckDBPyConnection, dataset: str) -> set[str]:
 def require_tables(con: duckdb.DuckDBPyConnection, dataset: str, place: str) -> None:
     """Refuse a dataset without the loaded tables, naming the place."""
     if not set(TABLES) <= loaded_tables(con, dataset):
-        raise NoDataError(f"{place} has no loaded Onepin data in dataset {dataset!r}: load it "
-                          "first")
+        raise NoDataError(f"{place} has no loaded Onepin data in dataset {dataset!r}")

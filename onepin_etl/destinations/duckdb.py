@@ -59,7 +59,7 @@ class DuckDb(Kind):
         """The file, read-only (a load is locked out only while a reader has it open)."""
         path = Path(target.duckdb_path)
         if not path.is_file():
-            raise NoDataError(f"no DuckDB file at {path}: nothing has been loaded there yet")
+            raise NoDataError(f"no DuckDB file at {path}")
         con = duckdb.connect(str(path), read_only=True)
         try:
             con.execute(f"set search_path = {literal(target.dataset)}")  # plain table names

@@ -75,8 +75,7 @@ class Parquet(Kind):
                 found = {t for t in TABLES if list(Path(base, t).glob("*.parquet"))}
             missing = [t for t in TABLES if t not in found]
             if missing:
-                raise NoDataError(f"no Parquet files for {', '.join(missing)} under {base}: "
-                                  "nothing has been loaded there yet")
+                raise NoDataError(f"no Parquet files for {', '.join(missing)} under {base}")
             tables = dataset_tables(dataset)
             con.execute(f"create schema {identifier(dataset)}")
             for table in TABLES:
