@@ -265,7 +265,6 @@ def parquet_compaction(work: Path, loads: int) -> dict[str, Any]:
     """``analysis.failure_rates`` over a Parquet folder after 1 load, after ``loads`` loads one
     simulated hour apart, and after ``onepin-etl compact`` (median of 5 each)."""
     from onepin_etl import Target, load
-    from onepin_etl.compaction import compact
 
     console.print(f"[bold]Parquet: 20 workflows, {loads} loads an hour apart, then compact[/]")
     target = Target("parquet", parquet_dir=str(work / "pq"), pipelines_dir=str(work / "pq_pl"))
@@ -278,7 +277,7 @@ def parquet_compaction(work: Path, loads: int) -> dict[str, Any]:
             sim.advance(3600)
     figures["files"] = len(list((work / "pq").rglob("*.parquet")))
     figures[f"after_{loads}_s"] = round(_query_s(work / "pq"), 3)
-    compact(target)
+    target.compact()
     figures["after_compaction_s"] = round(_query_s(work / "pq"), 3)
     figures["compacted_vs_first"] = round(figures["after_compaction_s"] / figures["after_1_s"], 2)
     console.print(f"  {figures}")

@@ -1,5 +1,6 @@
 """The analysis views, in DuckDB SQL, in one place (PostgreSQL gets them through sqlglot:
-:mod:`onepin_etl.postgres_views`; keep to SQL both speak, ``max`` rather than ``any_value``).
+:mod:`onepin_etl.destinations.postgres_views`; keep to SQL both speak, ``max`` rather than
+``any_value``).
 
 Every view reads three base relations, named by placeholders: ``{workflows}``, ``{runs}`` and
 ``{steps}`` (and ``{step_durations}``, the first view). Over a DuckDB dataset they are the
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from onepin_etl.sql import literals
 from onepin_source.settings import TERMINAL_RUN_STATUSES
 
 
@@ -32,7 +34,7 @@ class ViewDoc(NamedTuple):
     columns: dict[str, str]
 
 
-_TERMINAL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_RUN_STATUSES))
+_TERMINAL = literals(sorted(TERMINAL_RUN_STATUSES))
 
 STEP_DURATIONS = """
 select s.id as step_id, s.workflow_id, w.name as workflow_name, s.run_id, r.run_number,

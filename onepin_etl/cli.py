@@ -1,8 +1,10 @@
-"""``onepin-etl``: load, report, sql, demo and sim. Output is formatted here and only here.
+"""``onepin-etl``: load, report, check, status, compact, sql, schema, demo and sim. Output is
+formatted here and only here, and so are the names of the flags: the library's messages name a
+parameter (``since``), this module turns it into the flag (``--since``, :func:`flags`).
 
 Exit codes (``errors.EXIT_CODES``): 0 ok, 2 usage/config, 3 authentication/authorization, 4 API
-or network failure after retries, 5 destination failure. User errors print one line, no
-traceback (``--debug`` shows it).
+or network failure after retries, 5 destination failure, 6 a health check failed, 7 another load
+of the pipeline is running. User errors print one line, no traceback (``--debug`` shows it).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -19,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from onepin_etl.destinations import Target
-from onepin_etl.errors import exit_code
+from onepin_etl.errors import NoDataError, exit_code
 from onepin_etl.settings import (
     DEFAULT_DATASET,
     DEFAULT_DUCKDB_PATH,
@@ -27,7 +30,7 @@ from onepin_etl.settings import (
     DEFAULT_PIPELINE_NAME,
     DOCTOR_MAX_REQUESTS,
 )
-from onepin_source.errors import OnepinError
+from onepin_source.errors import ConfigError, OnepinError
 from onepin_source.settings import DEFAULT_CONCURRENCY, DEFAULT_LOOKBACK_MINUTES, MAX_CONCURRENCY
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,10 +50,29 @@ def user_errors(func: F) -> F:
             if debug:
                 err.print_exception()
             # escaped: "[sources.onepin]" in a message is text, not rich markup
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(said(exc))}", markup=True, soft_wrap=True)
             sys.exit(exit_code(exc))
 
     return wrapper  # type: ignore[return-value]
+
+
+def said(exc: OnepinError) -> str:
+    """The error's line, with what to do on the command line when nothing is loaded yet."""
+    if isinstance(exc, NoDataError):
+        return f"{exc}: run 'onepin-etl load' first (or pass --duckdb-path, --parquet-dir or " \
+               "--destination)"
+    return str(exc)
+
+
+@contextmanager
+def flags() -> Iterator[None]:
+    """Library errors about one value start with its parameter's name (``as_of 'x' is not …``);
+    on the command line they name the flag instead (``--as-of 'x' is not …``)."""
+    try:
+        yield
+    except ConfigError as exc:
+        name, _, rest = str(exc).partition(" ")
+        raise ConfigError(f"--{name.replace('_', '-')} {rest}") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -137,6 +159,7 @@ def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     from onepin_etl.pipeline import load as run
     from onepin_source.pieces import Pieces
 
+    _check_shard(shard)
     target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir,
                     shard)
     counts: Counter[str] = Counter()  # rows per table, summed over the load's pieces
@@ -195,17 +218,18 @@ def report(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     from onepin_etl.analysis import Filters, NoDataError
     from onepin_source.config import parse_since, validate_uuid
 
-    where = _where(destination, duckdb_path, parquet_dir, dataset)
-    parse_since(since)
+    target = _readable(destination, duckdb_path, parquet_dir, dataset)
+    with flags():
+        parse_since(since)
+        as_of_time = parse_since(as_of, "as_of")
     filters = Filters(tuple(validate_uuid(w, "workflow id") for w in workflows), since)
     if fmt == "html":
-        _html_report(Target(destination, duckdb_path, parquet_dir, dataset), filters, top,
-                     output, parse_since(as_of))
+        _html_report(target, filters, top, output, as_of_time)
         return
     try:
-        sections = reporting.build(top, filters=filters, **where)
+        sections = reporting.build(target, top, filters=filters)
     except NoDataError as exc:
-        out.print(f"Nothing to report yet: {exc}")
+        out.print(f"Nothing to report yet: {said(exc)}")
         return
     if reporting.is_empty(sections):
         out.print("Nothing to report: no runs match (check --workflow and --since).")
@@ -287,16 +311,17 @@ def check(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     from onepin_source.config import parse_since, validate_uuid
 
     webhook = notify.resolve_url(notify_url)
-
-    config = health.CheckConfig(
-        as_of=parse_since(as_of) or datetime.now(UTC), window=health.parse_duration(window),
-        baseline=health.parse_duration(baseline), by=by, max_failure_rate=max_failure_rate,
-        max_p95_seconds=max_p95_seconds,
-        max_age=health.parse_duration(max_age) if max_age else None,
-        min_executions=min_executions, min_failures=min_failures, confidence=confidence,
-        p95_factor=p95_factor, regressions=not no_regressions)
+    recent, before = health.parse_duration(window), health.parse_duration(baseline)
+    oldest = health.parse_duration(max_age) if max_age else None
+    with flags():
+        config = health.CheckConfig(
+            as_of=parse_since(as_of, "as_of") or datetime.now(UTC), window=recent,
+            baseline=before, by=by, max_failure_rate=max_failure_rate,
+            max_p95_seconds=max_p95_seconds, max_age=oldest, min_executions=min_executions,
+            min_failures=min_failures, confidence=confidence, p95_factor=p95_factor,
+            regressions=not no_regressions)
     filters = analysis.Filters(tuple(validate_uuid(w, "workflow id") for w in workflows))
-    with analysis.connect(**_where(destination, duckdb_path, parquet_dir, dataset),
+    with analysis.connect(_readable(destination, duckdb_path, parquet_dir, dataset),
                           filters=filters) as con:
         result = health.run_checks(con, config)
     if fmt == "json":
@@ -326,12 +351,21 @@ def check(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
         raise CheckFailedError(f"{len(result.findings)} health check(s) failed")
 
 
-def _where(destination: str, duckdb_path: str, parquet_dir: str, dataset: str
-           ) -> dict[str, Any]:
-    """Where a reader (report, check, sql) finds the data."""
-    from onepin_etl.destinations import Target
+def _check_shard(shard: str | None) -> None:
+    """A malformed ``--shard`` is a usage error, named by its flag, before any request."""
+    from onepin_source.shards import Shard
 
-    return Target(destination, duckdb_path, parquet_dir, dataset).where()
+    if shard:
+        with flags():
+            Shard.parse(shard)
+
+
+def _readable(destination: str, duckdb_path: str, parquet_dir: str, dataset: str) -> Target:
+    """Where a reader (report, check, sql) finds the data; refused before anything else when
+    readers cannot open that kind of destination."""
+    target = Target(destination, duckdb_path, parquet_dir, dataset)
+    target.check_readable()
+    return target
 
 
 @main.command()
@@ -350,9 +384,10 @@ def status(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     from onepin_etl.destinations import Target
     from onepin_etl.status import collect
 
+    _check_shard(shard)
     target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir,
                     shard)
-    target.where()  # a destination status can read
+    target.check_readable()
     found = collect(target)
     if fmt == "json":
         out.out(json.dumps(found.as_dict(), indent=2), highlight=False)
@@ -433,13 +468,12 @@ def doctor(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
 def compact(parquet_dir: str, dataset: str, pipeline_name: str | None,
             pipelines_dir: str | None, wait_s: float) -> None:
     """Rewrite a Parquet folder to the latest version of each row: one file per table."""
-    from onepin_etl.compaction import compact as run
     from onepin_etl.pipeline import pipeline_lock
 
     target = Target("parquet", parquet_dir=parquet_dir, dataset=dataset,
                     pipeline_name=pipeline_name, pipelines_dir=pipelines_dir)
     with pipeline_lock(target, wait_s=wait_s):
-        for done in run(target):
+        for done in target.compact():
             if done.rows < 0:
                 out.out(f"{done.table}: {done.files_before} file(s), nothing to do",
                         highlight=False)
@@ -464,9 +498,9 @@ def sql(destination: str, duckdb_path: str, parquet_dir: str, dataset: str, quer
     from onepin_etl import report as reporting
     from onepin_source.errors import ConfigError
 
-    where = _where(destination, duckdb_path, parquet_dir, dataset)
+    target = _readable(destination, duckdb_path, parquet_dir, dataset)
     try:
-        frame = analysis.query(query, **where)
+        frame = analysis.query(query, target=target)
     except duckdb.Error as exc:
         raise ConfigError(f"the query failed: {str(exc).splitlines()[0]}") from None
     reporting.render({"query": frame}, fmt, out)
@@ -484,7 +518,7 @@ def schema(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     from onepin_etl import analysis
     from onepin_etl import schema as dictionary
 
-    with analysis.connect(**_where(destination, duckdb_path, parquet_dir, dataset)) as con:
+    with analysis.connect(_readable(destination, duckdb_path, parquet_dir, dataset)) as con:
         relations = dictionary.read(con, dataset)
     click.echo(dictionary.to_json(relations) if fmt == "json"
                else dictionary.to_markdown(relations, dataset))

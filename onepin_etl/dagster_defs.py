@@ -1,4 +1,4 @@
-"""Dagster definitions: the source as assets (dagster-dlt), a job, a schedule, asset checks.
+"""Dagster definitions: the source as assets (dagster-dlt), jobs, schedules, asset checks.
 
     from onepin_etl.dagster_defs import build_definitions
     defs = build_definitions(Target(duckdb_path="onepin_etl.duckdb"))
@@ -6,16 +6,19 @@
 ``pipelines/dagster_onepin.py`` builds them from the environment for ``dagster dev``. Needs the
 optional dependency ``.[dagster]``.
 
-What differs from a plain ``@dlt_assets`` body, and why:
+A materialization runs :func:`onepin_etl.pipeline.load`, the one load path of the CLI and of
+Python (pending packages first, the lock, retries, one-line errors, the shard, the file format,
+the views), not ``DagsterDltResource.run``: that one drops the pipeline's pending packages and
+skips the rest. dagster-dlt still describes the assets, and its metadata helper describes each
+materialization. The asset checks are ``onepin-etl check``'s rules (:mod:`onepin_etl.health`).
 
-- each materialization builds its own source (credentials resolved at run time, not when the
-  definitions load) and holds the pipeline's lock (:mod:`onepin_etl.lock`), like the CLI;
-- dagster-dlt drops the local pipeline state before each run; dlt then restores it from the
-  destination's ``_dlt_pipeline_state``, so the incremental marks survive (tested: the second
-  materialization fetches only new and open runs);
-- the analysis views are created after the load, as ``onepin-etl load`` does;
-- the asset checks are ``onepin-etl check``'s rules (:mod:`onepin_etl.health`), one
-  implementation for both.
+With ``shards=N`` (N > 1) the load assets are partitioned by shard, static keys ``1ofN`` …
+``NofN``, each partition that shard's pipeline (``--shard K/N``). A backfill of every partition
+loads the shards at once into a DuckLake or PostgreSQL, and one at a time into a DuckDB file or
+a local Parquet folder: their writers queue on the destination's lock (each waits up to
+``SHARD_QUEUE_WAIT_S``), or on the assets' pool when the instance limits it to 1. The health
+page and the checks then get a job of their own, unpartitioned, started after each successful
+load.
 """
 
 # No "from __future__ import annotations": Dagster reads the context parameter's annotation.
@@ -31,7 +34,8 @@ from dagster_dlt.translator import DltResourceTranslatorData
 
 from onepin_etl import analysis, health, html_report
 from onepin_etl.destinations import Target
-from onepin_etl.pipeline import build_pipeline, create_views, pipeline_lock
+from onepin_etl.pipeline import build_pipeline, load
+from onepin_etl.settings import SHARD_QUEUE_WAIT_S
 from onepin_source import onepin
 
 DEFAULT_CRON = "*/15 * * * *"  # every 15 minutes
@@ -62,24 +66,42 @@ class OnepinTranslator(DagsterDltTranslator):
         return spec.replace_attributes(deps=deps)
 
 
+def shard_keys(shards: int) -> list[str]:
+    """The partition keys of ``shards`` shards: ``1of4`` … ``4of4``."""
+    return [f"{k}of{shards}" for k in range(1, shards + 1)]
+
+
 def build_definitions(target: Target, *, cron: str = DEFAULT_CRON,
                       checks: AssetChecks | None = None, wait_s: float = 60.0,
-                      page: str | None = None, **source_options: Any) -> dg.Definitions:
+                      page: str | None = None, shards: int = 1,
+                      **source_options: Any) -> dg.Definitions:
     """Assets for ``workflows``, ``runs`` and ``run_steps`` and the HTML health page (written to
-    ``page``, default ``onepin_health.html`` beside the DuckDB file), a job that makes them, a
-    schedule and the asset checks. ``source_options`` go to :func:`onepin_source.onepin`."""
+    ``page``, default ``onepin_health.html`` beside the DuckDB file), the jobs that make them, a
+    schedule and the asset checks. ``shards`` > 1 partitions the load assets by shard (module
+    docstring). ``source_options`` go to :func:`onepin_source.onepin`."""
     checks = checks or AssetChecks()
     page_path = Path(page or Path(target.duckdb_path).with_name("onepin_health.html"))
+    partitions = dg.StaticPartitionsDefinition(shard_keys(shards)) if shards > 1 else None
+    one_writer = partitions is not None and not target.concurrent_shards
+    queue_s = max(wait_s, SHARD_QUEUE_WAIT_S) if one_writer else wait_s
+    definition_source = onepin(api_key=_DEFINITION_ONLY_KEY)
+    translator = OnepinTranslator()
 
-    @dlt_assets(dlt_source=onepin(api_key=_DEFINITION_ONLY_KEY),
-                dlt_pipeline=build_pipeline(target), name="onepin", group_name="onepin",
-                dagster_dlt_translator=OnepinTranslator(), pool=f"onepin_{target.name}")
+    @dlt_assets(dlt_source=definition_source, dlt_pipeline=build_pipeline(target),
+                name="onepin", group_name="onepin", dagster_dlt_translator=translator,
+                partitions_def=partitions, pool=f"onepin_{target.name}")
     def onepin_assets(context: dg.AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[Any]:
-        source = onepin(target_key=target.key, **source_options)
-        with pipeline_lock(target, wait_s=wait_s):
-            pipeline = build_pipeline(target)
-            yield from dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline)
-            create_views(pipeline)
+        shard = context.partition_key.replace("of", "/") if partitions else None
+        resources = {translator.get_asset_spec(DltResourceTranslatorData(
+            resource=r, pipeline=None)).key: r
+            for r in definition_source.selected_resources.values()}
+        chosen = [k for k in resources if k in context.selected_asset_keys]
+        info = load(replace(target, shard=shard), wait_s=queue_s,
+                    tables=[resources[k].name for k in chosen] if context.is_subset else None,
+                    **source_options)
+        for key in chosen:
+            yield dg.MaterializeResult(asset_key=key, metadata=dlt.extract_resource_metadata(
+                context, resources[key], info, info.pipeline))  # type: ignore[arg-type]
 
     @dg.asset(name="onepin_health_page", group_name="onepin",
               deps=[dg.AssetKey("dlt_onepin_run_steps")],
@@ -92,13 +114,34 @@ def build_definitions(target: Target, *, cron: str = DEFAULT_CRON,
         return dg.MaterializeResult(metadata={"path": str(written.absolute()),
                                               "bytes": written.stat().st_size})
 
-    job = dg.define_asset_job("onepin_load", selection=[onepin_assets, health_page])
+    asset_checks = _asset_checks(target, checks)
+    schedule_name = "onepin_every_15_minutes" if cron == DEFAULT_CRON else "onepin_schedule"
+    if partitions is None:
+        job = dg.define_asset_job("onepin_load", selection=[onepin_assets, health_page])
+        return dg.Definitions(
+            assets=[onepin_assets, health_page], asset_checks=asset_checks, jobs=[job],
+            schedules=[dg.ScheduleDefinition(name=schedule_name, job=job, cron_schedule=cron)],
+            resources={"dlt": DagsterDltResource()})
+    load_job = dg.define_asset_job("onepin_load", selection=[onepin_assets])
+    health_job = dg.define_asset_job(
+        "onepin_health", selection=dg.AssetSelection.assets(health_page)
+        | dg.AssetSelection.checks(*asset_checks))
+
+    @dg.schedule(name=schedule_name, job=load_job, cron_schedule=cron)
+    def every_shard() -> Iterator[dg.RunRequest]:
+        """One run per shard: they load side by side where the destination allows it."""
+        for key in partitions.get_partition_keys():
+            yield dg.RunRequest(partition_key=key)
+
+    @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, name="onepin_after_load",
+                          monitored_jobs=[load_job], request_job=health_job)
+    def after_load(context: dg.RunStatusSensorContext) -> dg.RunRequest:
+        """The health page and the checks, unpartitioned, after a shard's load."""
+        return dg.RunRequest(run_key=context.dagster_run.run_id)
+
     return dg.Definitions(
-        assets=[onepin_assets, health_page], asset_checks=_asset_checks(target, checks),
-        jobs=[job],
-        schedules=[dg.ScheduleDefinition(name="onepin_every_15_minutes"
-                                         if cron == DEFAULT_CRON else "onepin_schedule",
-                                         job=job, cron_schedule=cron)],
+        assets=[onepin_assets, health_page], asset_checks=asset_checks,
+        jobs=[load_job, health_job], schedules=[every_shard], sensors=[after_load],
         resources={"dlt": DagsterDltResource()})
 
 
@@ -108,7 +151,7 @@ def _asset_checks(target: Target, settings: AssetChecks) -> list[dg.AssetChecksD
                               regressions=False)
 
     def evaluate(kind: str, config: health.CheckConfig) -> dg.AssetCheckResult:
-        with analysis.connect(**target.where()) as con:
+        with analysis.connect(target) as con:
             report = health.run_checks(con, replace(config, as_of=settings.as_of()))
         found = [f.line() for f in report.findings if f.check == kind]
         return dg.AssetCheckResult(passed=not found, metadata={

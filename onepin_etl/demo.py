@@ -63,7 +63,7 @@ def run_demo(out_dir: Path, console: Console, *, world: WorldConfig = DEMO_WORLD
                       "have finished; their steps were replaced.")
         as_of = datetime.fromtimestamp(sim.clock.now_ms / 1000, tz=UTC)
     console.print("[bold]3.[/] Report")
-    report.render(report.build(top, duckdb_path=db), "table", console)
+    report.render(report.build(target, top), "table", console)
     page = html_report.write_page(out_dir / "onepin_health.html", html_report.build_page(
         target, top=top, checks=health.CheckConfig(as_of=as_of)))
     console.print(f"\nThe health page (open it in a browser): {page}")

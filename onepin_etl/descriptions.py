@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import re
 
-from dlt.common.schema.typing import TColumnSchema
-
 from onepin_etl.analysis_sql import VIEW_DOCS
+from onepin_source.dlt_internals import TColumnSchema
 from onepin_source.hints import (
     COLUMN_FAMILIES,
     OCCASIONAL_COLUMNS,

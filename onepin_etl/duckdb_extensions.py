@@ -3,7 +3,8 @@
 DuckDB installs ducklake, httpfs, postgres and sqlite from the internet the first time a query
 needs them. Offline machines (ours, and many schedulers) cannot; the ``duckdb-ext-*`` packages
 ship the same files for DuckDB 1.4.4 under ``duckdb_ext/extensions``, and DuckDB loads them from
-there when its ``extension_directory`` points at it. With internet and no such package, nothing
+there when its ``extension_directory`` points at it (dlt's DuckLake destination too:
+:func:`onepin_etl.destinations.config.configure_dlt`). With internet and no such package, nothing
 here changes anything: DuckDB downloads what it needs, as usual.
 """
 
@@ -11,15 +12,11 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import json
 from pathlib import Path
-from typing import Any
 
-import dlt
 import duckdb
 
-# dlt's DuckDB-based destinations read this from their credentials (``global_config``).
-_GLOBAL_CONFIG_KEYS = ("destination.ducklake.credentials.global_config",)
+from onepin_etl.sql import literal
 
 
 @functools.cache  # installed packages do not change while we run
@@ -36,22 +33,4 @@ def use_packaged_extensions(con: duckdb.DuckDBPyConnection) -> None:
     """Point a connection of ours at the packaged extensions (when there are some)."""
     directory = extension_directory()
     if directory:
-        con.execute(f"set extension_directory = '{directory}'")
-
-
-def configure_dlt() -> None:
-    """Let dlt's DuckLake destination find the packaged extensions, keeping any other
-    ``global_config`` the user set (``DESTINATION__DUCKLAKE__CREDENTIALS__GLOBAL_CONFIG``)."""
-    directory = extension_directory()
-    if directory is None:
-        return
-    for key in _GLOBAL_CONFIG_KEYS:
-        current = _as_dict(dlt.secrets.get(key))
-        if "extension_directory" not in current:
-            dlt.secrets[key] = {**current, "extension_directory": directory}
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    if isinstance(value, str):
-        value = json.loads(value) if value.strip() else {}
-    return dict(value or {})
+        con.execute(f"set extension_directory = {literal(directory)}")

@@ -16,6 +16,10 @@ from onepin_source.errors import (
 )
 
 
+class NoDataError(ConfigError):
+    """Nothing loaded yet where the reader looked."""
+
+
 class DestinationError(OnepinError):
     """The destination could not be written (locked DuckDB file, unwritable folder)."""
 

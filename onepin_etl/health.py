@@ -37,6 +37,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from onepin_etl.utc import as_utc
 from onepin_source.errors import ConfigError
 
 P95_SHARE = 0.05  # the share of a stable distribution above its own p95
@@ -72,11 +73,11 @@ class CheckConfig:
 
     def __post_init__(self) -> None:
         if self.by not in ("node", "node_type"):
-            raise ConfigError(f"--by must be node or node_type, not {self.by!r}")
+            raise ConfigError(f"by must be node or node_type, not {self.by!r}")
         if not 0.5 <= self.confidence < 1:
-            raise ConfigError("--confidence must be at least 0.5 and below 1 (e.g. 0.99)")
+            raise ConfigError("confidence must be at least 0.5 and below 1 (e.g. 0.99)")
         if self.as_of.tzinfo is None:
-            raise ConfigError("--as-of needs a UTC offset, e.g. 2026-01-31T00:00:00Z")
+            raise ConfigError("as_of needs a UTC offset, e.g. 2026-01-31T00:00:00Z")
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def _newest_run(con: duckdb.DuckDBPyConnection) -> datetime | None:
     (newest,), = con.execute("select max(last_run_at) from workflow_summary").fetchall()
     if not isinstance(newest, datetime):
         return None
-    return newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+    return as_utc(newest)
 
 
 def _freshness(newest: datetime | None, config: CheckConfig) -> Iterator[Finding]:

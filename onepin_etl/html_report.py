@@ -23,7 +23,7 @@ import pandas as pd
 from onepin_etl import analysis, charts, descriptions, health
 from onepin_etl.destinations import Target
 from onepin_etl.report import cell_text
-from onepin_etl.status import completed_loads
+from onepin_etl.utc import as_utc
 
 TEMPLATE = "report.html.j2"
 LAST_LOADS = 5  # loads listed under "Data freshness"
@@ -45,12 +45,12 @@ def build_page(target: Target, *, top: int = 10, filters: analysis.Filters | Non
                generated_at: datetime | None = None) -> str:
     """The whole page as HTML text."""
     checks = checks or health.CheckConfig()
-    with analysis.connect(**target.where(), filters=filters) as con:
+    with analysis.connect(target, filters=filters) as con:
         answers = {name: analysis.ask(con, name, top) for name in analysis.QUESTIONS}
         report = health.run_checks(con, checks)
         charts_svg = _charts(con, top)
         loads = [(load_id, _when(at) or "")
-                 for load_id, at in completed_loads(target, con)[:LAST_LOADS]]
+                 for load_id, at in target.completed_loads(con)[:LAST_LOADS]]
     tables = {name: table_of(name, frame) for name, frame in answers.items()}
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("onepin_etl", "templates"),
@@ -95,8 +95,7 @@ def _raw(value: Any) -> str:
 def _when(value: Any) -> str | None:
     if not isinstance(value, datetime):
         return None
-    moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return as_utc(value).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _charts(con: duckdb.DuckDBPyConnection, top: int) -> dict[str, str]:

@@ -5,51 +5,51 @@
 
 What this adds to ``pipeline.run(onepin())``: dlt settings the source needs applied once per
 process, DuckDB file names checked before any request, the project's DuckDB destination
-(``destinations.duckdb_destination``), pending packages finished *before* new data is extracted
+(:mod:`onepin_etl.destinations.duckdb`), pending packages finished *before* new data is extracted
 (dlt's default would load only the pending package and skip new data), bounded retries of a load
-blocked by a DuckDB lock, the analysis views after a DuckDB load, and dlt's step errors turned
-into the application's one-line errors.
+blocked by a DuckDB lock or a DuckLake commit conflict, the analysis views after a load into
+DuckDB, a DuckLake or PostgreSQL, and dlt's step errors turned into the application's one-line
+errors.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import dlt
-from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from onepin_etl import lock
-from onepin_etl.analysis import persist_views
-from onepin_etl.destinations import Target
+from onepin_etl.destinations import Target, kind_of
+from onepin_etl.destinations.config import configure_dlt
+from onepin_etl.destinations.scrub import first_line, scrub
+from onepin_etl.dlt_internals import LoadInfo
 from onepin_etl.errors import DestinationError
-from onepin_etl.remote import first_line, scrub
 from onepin_etl.settings import LOAD_GC_THRESHOLD, LOCK_RETRIES, LOCK_RETRY_WAIT_S
 from onepin_source import onepin
-from onepin_source.dlt_internals import ARROW_ROW_IDS_CONFIG, HINT_OVERRIDE_WARNING
 from onepin_source.errors import OnepinError
 from onepin_source.pieces import Pieces, pieces_of
 
 log = logging.getLogger(__name__)
-_configured = threading.Event()
 
 
 PieceDone = Callable[[LoadInfo, Pieces], None]
 
 
 def load(target: Target | None = None, *, full_refresh: bool = False, progress: str | None = None,
-         wait_s: float = 0.0, on_piece: PieceDone | None = None,
-         **source_options: Any) -> LoadInfo:
-    """Load Onepin into ``target`` (default: ``onepin_etl.duckdb``) incrementally.
+         wait_s: float = 0.0, tables: Sequence[str] | None = None,
+         on_piece: PieceDone | None = None, **source_options: Any) -> LoadInfo:
+    """Load Onepin into ``target`` (default: ``onepin_etl.duckdb``) incrementally: the one load
+    path of the CLI, this package, ``pipelines/`` and Dagster's assets.
 
     One load per pipeline at a time: if another holds the pipeline's lock, wait up to
-    ``wait_s`` seconds, then raise :class:`~onepin_etl.errors.LoadLockedError`.
+    ``wait_s`` seconds, then raise :class:`~onepin_etl.errors.LoadLockedError`. ``tables``
+    loads only some of ``workflows``, ``runs`` and ``run_steps`` (a Dagster subset).
     ``source_options`` are :func:`onepin_source.onepin`'s (``workflow_ids``, ``runs``, ``since``,
     ``concurrency``, ``max_duration``, ...); the key and base URL come from dlt's config or the
     environment. The load commits in pieces (:func:`run_load`); ``on_piece`` hears of each.
@@ -57,6 +57,8 @@ def load(target: Target | None = None, *, full_refresh: bool = False, progress: 
     target = target or Target()
     target.check()
     source = onepin(target_key=target.key, shard=target.shard, **source_options)
+    if tables is not None:
+        source = source.with_resources(*tables)
     with pipeline_lock(target, wait_s=wait_s):
         return run_load(build_pipeline(target, progress=progress), source,
                         full_refresh=full_refresh, file_format=target.file_format,
@@ -84,25 +86,6 @@ def build_pipeline(target: Target, *, progress: str | None = None) -> dlt.Pipeli
     return pipeline
 
 
-def configure_dlt() -> None:
-    """Process-wide dlt settings, applied once: Arrow rows get ``_dlt_load_id`` and ``_dlt_id``
-    like dict rows do, and dlt's warning about our deliberate Arrow hints is dropped."""
-    if _configured.is_set():
-        return
-    for key in ARROW_ROW_IDS_CONFIG:
-        dlt.config[key] = True
-    logging.getLogger("dlt").addFilter(_HintOverrideFilter())
-    _configured.set()
-
-
-class _HintOverrideFilter(logging.Filter):
-    """Drops dlt's "dlt schema hints were kept" warning: keeping our hints (json columns are
-    Arrow strings, ``id`` is not nullable) over Arrow's is exactly what we ask for."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return HINT_OVERRIDE_WARNING not in record.getMessage()
-
-
 def run_load(pipeline: dlt.Pipeline, source: Any, *, full_refresh: bool = False,
              file_format: str | None = None, location: str | None = None,
              on_piece: PieceDone | None = None) -> LoadInfo:
@@ -119,7 +102,7 @@ def run_load(pipeline: dlt.Pipeline, source: Any, *, full_refresh: bool = False,
         with fewer_gc_passes():
             return _run(pipeline, source, options, on_piece)
     except PipelineStepFailed as exc:
-        raise _translate(exc, _kind(pipeline), location) from None
+        raise _translate(exc, pipeline, location) from None
 
 
 def _run(pipeline: dlt.Pipeline, source: Any, options: dict[str, Any],
@@ -147,25 +130,11 @@ def _run(pipeline: dlt.Pipeline, source: Any, options: dict[str, Any],
         options.pop("refresh", None)  # a full refresh drops the tables before the first piece
 
 
-def _kind(pipeline: dlt.Pipeline) -> str:
-    """``duckdb``, ``ducklake``, ``postgres``, ``filesystem``, …"""
-    return str(pipeline.destination.destination_type).rsplit(".", 1)[-1]
-
-
 def create_views(pipeline: dlt.Pipeline) -> None:
-    """The analysis views inside a DuckDB dataset, a DuckLake or PostgreSQL, for analysts' SQL
-    (Parquet readers get them from :func:`onepin_etl.analysis.connect`)."""
-    kind = _kind(pipeline)
-    if kind == "duckdb":
-        with pipeline.sql_client() as client:
-            persist_views(client.native_connection, pipeline.dataset_name)
-    elif kind == "ducklake":
-        _retry_lake_conflicts(lambda: _persist_lake_views(pipeline))
-    elif kind == "postgres":
-        from onepin_etl import postgres_views
-
-        with pipeline.sql_client() as client:
-            postgres_views.persist(client, pipeline.dataset_name)
+    """The analysis views inside the destination, for analysts' SQL, where its kind keeps them
+    (DuckDB, a DuckLake, PostgreSQL; Parquet readers get them from
+    :func:`onepin_etl.analysis.connect`)."""
+    kind_of(pipeline).persist_views(pipeline)
 
 
 @contextmanager
@@ -210,37 +179,10 @@ def _with_lock_retries(pipeline: dlt.Pipeline, action: Any, resume: Any = None) 
     raise last
 
 
-# What DuckLake says when two loaders change its catalog at once (shards): the first to commit
-# wins, the other tries again and finds the catalog as the winner left it.
-_LAKE_CONFLICTS = ("already exists", "conflict", "Failed to commit DuckLake transaction")
-
-
 def _retryable(pipeline: dlt.Pipeline, exc: PipelineStepFailed) -> bool:
     if exc.step not in _DESTINATION_STEPS or _user_error(exc) is not None:
         return False
-    kind = _kind(pipeline)
-    return kind == "duckdb" or (kind == "ducklake" and _lake_conflict(_root(exc)))
-
-
-def _lake_conflict(exc: BaseException) -> bool:
-    return any(text in str(exc) for text in _LAKE_CONFLICTS)
-
-
-def _persist_lake_views(pipeline: dlt.Pipeline) -> None:
-    with pipeline.sql_client() as client:
-        persist_views(client.native_connection, pipeline.dataset_name)
-
-
-def _retry_lake_conflicts(action: Any) -> None:
-    """Run ``action``, again after a DuckLake commit conflict (a few times)."""
-    for attempt in range(LOCK_RETRIES + 1):
-        try:
-            action()
-            return
-        except Exception as exc:  # dlt wraps DuckDB's errors in its own
-            if attempt == LOCK_RETRIES or not _lake_conflict(_root(exc)):
-                raise
-            time.sleep(LOCK_RETRY_WAIT_S)
+    return kind_of(pipeline).retryable(_root(exc))
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -263,22 +205,16 @@ def _user_error(exc: BaseException) -> OnepinError | None:
     return next((e for e in _causes(exc) if isinstance(e, OnepinError)), None)
 
 
-def _translate(exc: PipelineStepFailed, kind: str, location: str | None) -> OnepinError:
+def _translate(exc: PipelineStepFailed, pipeline: dlt.Pipeline,
+               location: str | None) -> OnepinError:
     found = _user_error(exc)
     if found is not None:
         return found
-    root = _root(exc)
-    if exc.step in _DESTINATION_STEPS and kind == "duckdb":
-        return DestinationError(f"could not write to the destination: {_one_line(root)}; if "
-                                "another program (a notebook, the duckdb CLI) holds the file, "
-                                "close it and run the load again: nothing is lost, the pending "
-                                "data is loaded first")
+    cause = _one_line(_root(exc))
     if exc.step in _DESTINATION_STEPS:
-        where = location if kind == "filesystem" and location else kind
-        return DestinationError(f"could not write to {where}: {_one_line(root)}; check its "
-                                "configuration and that it is reachable, then run the load "
-                                "again: nothing is lost, the pending data is loaded first")
-    return DestinationError(f"{exc.step} step failed: {_one_line(root)}")
+        where = location or pipeline.destination.destination_name
+        return kind_of(pipeline).write_error(cause, where)
+    return DestinationError(f"{exc.step} step failed: {cause}")
 
 
 def _one_line(exc: BaseException) -> str:

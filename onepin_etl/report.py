@@ -12,14 +12,13 @@ from rich.console import Console
 from rich.table import Table
 
 from onepin_etl import analysis
-
-FORMATS = ("table", "csv", "json", "markdown")
-
+from onepin_etl.destinations import Target
 
 
-def build(top: int = 10, **where: Any) -> dict[str, pd.DataFrame]:
+def build(target: Target, top: int = 10, filters: analysis.Filters | None = None
+          ) -> dict[str, pd.DataFrame]:
     """Every question's answer (``analysis.QUESTIONS``), read through one short-lived connection."""
-    with analysis.connect(**where) as con:
+    with analysis.connect(target, filters=filters) as con:
         return {name: analysis.ask(con, name, top) for name in analysis.QUESTIONS}
 
 
@@ -33,8 +32,8 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def render(sections: dict[str, pd.DataFrame], fmt: str, console: Console) -> None:
-    """Print ``sections`` in ``fmt`` (one of :data:`FORMATS`), titled as ``analysis.QUESTIONS``
-    (or by their name)."""
+    """Print ``sections`` in ``fmt`` (``table``, ``csv``, ``json`` or ``markdown``), titled as
+    ``analysis.QUESTIONS`` (or by their name)."""
     if fmt == "json":
         console.out(json.dumps({k: _records(v) for k, v in sections.items()},
                                ensure_ascii=False, indent=2), highlight=False)

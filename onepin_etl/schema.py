@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 import duckdb
 
 from onepin_etl import descriptions
-from onepin_etl.analysis import TABLES, dataset_tables, loaded_tables
 from onepin_etl.analysis_sql import VIEWS
 from onepin_etl.descriptions import DLT_TABLES
+from onepin_etl.views import TABLES, dataset_tables, loaded_tables
 from onepin_source.hints import COLUMN_FAMILIES
 
 

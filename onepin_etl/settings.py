@@ -9,6 +9,9 @@ DEFAULT_PARQUET_DIR = "onepin_data"
 # DuckDB's default cap is 80% of RAM: loading 1M steps took 4 GB. With 512 MB it spills to disk
 # past that and the same load peaks under 1 GB, about 20% slower (bench/, README Performance).
 DUCKDB_MEMORY_LIMIT = "512MB"
+# Dagster shard partitions of a DuckDB file or local Parquet folder (one writer) queue on the
+# destination's lock: a backfill starts them together, and each waits for the others' loads.
+SHARD_QUEUE_WAIT_S = 3600.0
 LOCK_RETRIES = 3  # a reader (a notebook) usually lets go of the DuckDB file within seconds
 LOCK_RETRY_WAIT_S = 2.0
 # Python's cyclic GC scans the young objects every 700 allocations; a batch of steps keeps ~100k

@@ -10,15 +10,15 @@ takes no lock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import dlt
-import duckdb
-from dlt.pipeline.exceptions import CannotRestorePipelineException
 
 from onepin_etl import analysis, lock
 from onepin_etl.destinations import Target
+from onepin_etl.dlt_internals import CannotRestorePipelineException
+from onepin_etl.utc import as_utc
 from onepin_source.errors import ConfigError
 
 
@@ -121,42 +121,13 @@ def _last_run(pipeline: dlt.Pipeline) -> LastRun | None:
                    dict(normalized.row_counts) if normalized else {})
 
 
-def completed_loads(target: Target, con: duckdb.DuckDBPyConnection | None = None
-                    ) -> list[tuple[str, datetime]]:
-    """``(load_id, inserted_at)`` of the destination's completed loads, newest first; through
-    ``con`` (from :func:`analysis.connect`) when the caller has one open already."""
-    if con is None:
-        try:
-            with analysis.connect(**target.where()) as opened:
-                return completed_loads(target, opened)
-        except analysis.NoDataError:
-            return []
-    if target.destination == "parquet":  # dlt writes _dlt_loads there as JSON lines
-        files = f"{target.parquet_dir.rstrip('/')}/{target.dataset}/_dlt_loads/*.jsonl"
-        if not con.execute("select count(*) from glob(?)", [files]).fetchall()[0][0]:
-            return []
-        loads = f"read_json_auto('{files}')"
-    else:
-        if "_dlt_loads" not in analysis.loaded_tables(con, target.dataset):
-            return []
-        loads = f'"{target.dataset}"._dlt_loads'
-    rows = con.execute(f"select load_id, inserted_at from {loads} where status = 0 "
-                       "order by inserted_at desc").fetchall()
-    return [(str(load_id), _utc(inserted)) for load_id, inserted in rows]
-
-
 def _from_destination(target: Target) -> tuple[list[tuple[str, datetime]], datetime | None]:
     """The completed loads and the newest run loaded, through one connection."""
     try:
-        with analysis.connect(**target.where()) as con:
+        with analysis.connect(target) as con:
             (newest,), = con.execute("select max(created_at) from runs").fetchall()
-            return completed_loads(target, con), \
-                _utc(newest) if isinstance(newest, datetime) else None
+            return target.completed_loads(con), \
+                as_utc(newest) if isinstance(newest, datetime) else None
     except analysis.NoDataError:
         return [], None
 
-
-def _utc(value: Any) -> datetime:
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    assert isinstance(moment, datetime)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

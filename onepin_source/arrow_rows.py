@@ -22,15 +22,15 @@ from typing import Any, NamedTuple
 import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
-from dlt.common.json import json
-from dlt.common.schema import Schema
-from dlt.common.schema.typing import TColumnSchema, TDataType
 
 from onepin_source.dlt_internals import (
     EMPTY_KEY_IDENTIFIER,
     VARIANT_FIELD_FORMAT,
+    TColumnSchema,
+    TDataType,
     autodetect_sc_type,
     coerce_value,
+    json,
     normalize_identifier,
     py_type_to_sc_type,
 )
@@ -67,11 +67,11 @@ class ArrowRows:
         self.table_name = table_name
         self._hints = hints
         self._lock = threading.Lock()
-        self._schema: Schema | None = None
+        self._schema: dlt.Schema | None = None
         self._types: dict[str, TDataType] = {}
         self._names: dict[str, str] = {}
 
-    def _bind(self, schema: Schema) -> None:
+    def _bind(self, schema: dlt.Schema) -> None:
         """Start from the pipeline's schema: its column types win over inference."""
         self._schema = schema
         stored = schema.tables.get(self.table_name, {}).get("columns", {})

@@ -112,12 +112,13 @@ def parse_run_refs(refs: Iterable[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def parse_since(value: str | None) -> datetime | None:
-    """A ``--since`` bound: an ISO-8601 datetime with a UTC offset (naive times are ambiguous)."""
+def parse_since(value: str | None, name: str = "since") -> datetime | None:
+    """A ``since`` bound (or another time the caller ``name``s): an ISO-8601 datetime with a UTC
+    offset (naive times are ambiguous)."""
     if not value:
         return None
     parsed = parse_ts(value)
     if parsed is None:
-        raise ConfigError(f"--since {value!r} is not an ISO-8601 datetime with a UTC offset; "
+        raise ConfigError(f"{name} {value!r} is not an ISO-8601 datetime with a UTC offset; "
                           "use e.g. 2026-01-31T00:00:00Z")
     return parsed

@@ -1,38 +1,50 @@
-"""Every part of dlt this project uses that is not dlt's documented API, in one place.
+"""Which parts of dlt are its documented API (:data:`PUBLIC_API`), and every part the source uses
+that is not, in one place. The application's own reliances are in ``onepin_etl.dlt_internals``.
 
 dlt is pinned to ``>=1.31,<1.32`` because of what is listed here; ``tests/test_dlt_internals.py``
-checks each item and fails with its name when an upgrade changes it. Nothing else in the project
-imports from ``dlt.common``, ``dlt.extract`` or ``dlt.destinations.impl`` directly.
+checks each item and fails with its name when an upgrade changes it, and ``tests/test_layers.py``
+checks every ``dlt`` import in the repository against :data:`PUBLIC_API` (only the two fence
+modules may import anything else).
 
-What we rely on, and why:
+What the source relies on, and why:
 
 - **The dict normalizer's typing rules** (``arrow_rows``): Arrow rows are typed exactly as dlt
   would type the same dict rows, using dlt's own functions: identifier normalization
   (``normalize_identifier``, ``EMPTY_KEY_IDENTIFIER``), type inference (``autodetect_sc_type``,
-  ``py_type_to_sc_type``), coercion (``coerce_value``) and variant column names
-  (``VARIANT_FIELD_FORMAT``).
+  ``py_type_to_sc_type``), coercion (``coerce_value``), variant column names
+  (``VARIANT_FIELD_FORMAT``), and dlt's JSON encoder (``json``) for json columns.
+- **Column hints' types** (``hints``, ``arrow_rows``): ``TColumnSchema`` and ``TDataType``.
 - **Items with hints** (``batches``): a resource item wrapped by ``dlt.mark.with_hints`` arrives
   at a transformer as ``DataItemWithMeta``.
 - **The Arrow extractor's hint warning** (``HINT_OVERRIDE_WARNING``): logged for every Arrow
   table whose types differ from the hints we set on purpose; the application filters it.
-- **The merge job's de-duplication** (``SqlMergeFollowupJob.gen_select_from_dedup_sql``,
-  ``FollowupJobRequest`` and ``DuckDbClient._create_merge_followup_jobs``): the application's
-  DuckDB destination (``onepin_etl.duckdb_merge``) replaces one SQL statement of dlt's
-  delete-insert merge.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from dlt.common.data_types import coerce_value, py_type_to_sc_type
+from dlt.common.json import json
 from dlt.common.normalizers.json.helpers import normalize_identifier
 from dlt.common.normalizers.json.relational import DataItemNormalizer as RelationalNormalizer
+from dlt.common.schema.typing import TColumnSchema, TDataType
 from dlt.common.schema.utils import autodetect_sc_type
 from dlt.common.typing import VARIANT_FIELD_FORMAT
-from dlt.destinations.job_impl import FollowupJobRequest
-from dlt.destinations.sql_jobs import SqlMergeFollowupJob
 from dlt.extract.items import DataItemWithMeta
+
+# dlt's documented API: the modules its user guides (dlthub.com/docs: general usage, walkthroughs,
+# running in production) import from, and the names they import (None: any name). Importing
+# these is fine anywhere; anything else goes through a fence module.
+PUBLIC_API: dict[str, frozenset[str] | None] = {
+    "dlt": None,  # dlt.pipeline, dlt.source, dlt.resource, dlt.Schema, dlt.config, ...
+    "dlt.destinations": None,  # destination factories (general-usage/destination)
+    "dlt.sources": frozenset({"DltResource", "DltSource"}),  # general-usage/source
+    "dlt.sources.helpers.requests": None,  # general-usage/http/requests
+    "dlt.sources.helpers.rest_client": None,  # general-usage/http/rest-client
+    "dlt.sources.helpers.rest_client.auth": None,
+    "dlt.sources.helpers.rest_client.paginators": None,
+    "dlt.sources.rest_api": None,  # dlt-ecosystem/verified-sources/rest_api
+    "dlt.pipeline.exceptions": frozenset({"PipelineStepFailed"}),  # running-in-production
+}
 
 EMPTY_KEY_IDENTIFIER: str = RelationalNormalizer.EMPTY_KEY_IDENTIFIER
 # A fragment of the warning dlt's ArrowExtractor logs when our column hints differ from Arrow's
@@ -42,22 +54,8 @@ HINT_OVERRIDE_WARNING = "several column hints were different"
 ARROW_ROW_IDS_CONFIG = ("normalize.parquet_normalizer.add_dlt_load_id",
                         "normalize.parquet_normalizer.add_dlt_id")
 
-
-if TYPE_CHECKING:
-    from dlt.destinations.impl.duckdb.duck import DuckDbClient
-
-
-def __getattr__(name: str) -> Any:
-    """``DuckDbClient`` on first use: it imports duckdb, which the source itself never needs."""
-    if name == "DuckDbClient":
-        from dlt.destinations.impl.duckdb.duck import DuckDbClient
-
-        return DuckDbClient
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
-    "ARROW_ROW_IDS_CONFIG", "EMPTY_KEY_IDENTIFIER", "HINT_OVERRIDE_WARNING", "VARIANT_FIELD_FORMAT",
-    "DataItemWithMeta", "DuckDbClient", "FollowupJobRequest", "SqlMergeFollowupJob",
-    "autodetect_sc_type", "coerce_value", "normalize_identifier", "py_type_to_sc_type",
+    "ARROW_ROW_IDS_CONFIG", "EMPTY_KEY_IDENTIFIER", "HINT_OVERRIDE_WARNING", "PUBLIC_API",
+    "VARIANT_FIELD_FORMAT", "DataItemWithMeta", "TColumnSchema", "TDataType",
+    "autodetect_sc_type", "coerce_value", "json", "normalize_identifier", "py_type_to_sc_type",
 ]

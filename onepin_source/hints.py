@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlt.common.schema.typing import TColumnSchema, TDataType
-
+from onepin_source.dlt_internals import TColumnSchema, TDataType
 from onepin_source.settings import RUN_STATUSES
 
 

@@ -15,7 +15,7 @@ from onepin_source.errors import ConfigError
 
 @dataclass(frozen=True)
 class Shard:
-    """Shard ``index`` of ``count`` (1-based, as ``--shard K/N`` is written)."""
+    """Shard ``index`` of ``count`` (1-based, as ``K/N`` is written)."""
 
     index: int
     count: int
@@ -25,7 +25,7 @@ class Shard:
         index, sep, count = text.strip().partition("/")
         if sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count):
             return cls(int(index), int(count))
-        raise ConfigError(f"shard {text!r} is not K/N with 1 <= K <= N; use e.g. --shard 1/4")
+        raise ConfigError(f"shard {text!r} is not K/N with 1 <= K <= N; use e.g. 1/4")
 
     def owns(self, workflow_id: str) -> bool:
         digest = hashlib.sha256(workflow_id.lower().encode()).digest()

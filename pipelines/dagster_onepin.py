@@ -1,12 +1,15 @@
-"""Dagster: Onepin loaded on a schedule into DuckDB, with asset checks on ``run_steps``.
+"""Dagster: Onepin loaded on a schedule, with asset checks on ``run_steps``.
 
     make install                                   # installs the [dagster] extra too
     export ONEPIN_API_KEY=op_live_...
     .venv/bin/dagster dev -f pipelines/dagster_onepin.py
 
-From the environment (all optional): ``ONEPIN_DUCKDB_PATH`` (default ``onepin_etl.duckdb``),
-``ONEPIN_PIPELINES_DIR`` (dlt's working folder), ``ONEPIN_SCHEDULE_CRON`` (default every 15
-minutes), ``ONEPIN_MAX_DURATION`` (``840`` seconds: a long load stops starting new work after 14
+From the environment (all optional): ``ONEPIN_DESTINATION`` (``duckdb``, the default,
+``parquet``, ``ducklake``, ``postgres``: shared destinations are configured the dlt way),
+``ONEPIN_DUCKDB_PATH`` (default ``onepin_etl.duckdb``), ``ONEPIN_PARQUET_DIR``,
+``ONEPIN_PIPELINES_DIR`` (dlt's working folder), ``ONEPIN_SHARDS`` (N > 1: the load assets are
+partitioned by shard, ``1ofN`` … ``NofN``), ``ONEPIN_SCHEDULE_CRON`` (default every 15 minutes),
+``ONEPIN_MAX_DURATION`` (``840`` seconds: a long load stops starting new work after 14
 minutes, commits what it fetched, and the next scheduled run continues; so runs never overlap),
 ``ONEPIN_CHECK_MAX_AGE`` (``2h``) and ``ONEPIN_CHECK_MAX_FAILURE_RATE`` (``0.5``).
 """
@@ -18,12 +21,20 @@ import os
 from onepin_etl.dagster_defs import DEFAULT_CRON, AssetChecks, build_definitions
 from onepin_etl.destinations import Target
 from onepin_etl.health import parse_duration
-from onepin_etl.settings import DEFAULT_DUCKDB_PATH
+from onepin_etl.settings import DEFAULT_DUCKDB_PATH, DEFAULT_PARQUET_DIR
+from onepin_source.errors import ConfigError
+
+SHARDS = os.environ.get("ONEPIN_SHARDS", "1")
+if not SHARDS.isdigit() or int(SHARDS) < 1:
+    raise ConfigError(f"ONEPIN_SHARDS must be a whole number of shards, 1 or more, not {SHARDS!r}")
 
 defs = build_definitions(
-    Target(duckdb_path=os.environ.get("ONEPIN_DUCKDB_PATH", DEFAULT_DUCKDB_PATH),
+    Target(destination=os.environ.get("ONEPIN_DESTINATION", "duckdb"),
+           duckdb_path=os.environ.get("ONEPIN_DUCKDB_PATH", DEFAULT_DUCKDB_PATH),
+           parquet_dir=os.environ.get("ONEPIN_PARQUET_DIR", DEFAULT_PARQUET_DIR),
            pipelines_dir=os.environ.get("ONEPIN_PIPELINES_DIR") or None),
     cron=os.environ.get("ONEPIN_SCHEDULE_CRON", DEFAULT_CRON),
+    shards=int(SHARDS),
     checks=AssetChecks(
         max_age=parse_duration(os.environ.get("ONEPIN_CHECK_MAX_AGE", "2h")),
         max_failure_rate=float(os.environ.get("ONEPIN_CHECK_MAX_FAILURE_RATE", "0.5"))),

@@ -59,4 +59,4 @@ def test_compaction_waits_for_a_running_load(cli: Any, workdir: Path) -> None:
 
 def test_compaction_needs_a_local_parquet_folder(cli: Any) -> None:
     result = cli("compact", "--parquet-dir", "s3://bucket/onepin", expect=2)
-    assert "compact works on a local Parquet folder" in result.output
+    assert result.output == "error: compaction works on a local Parquet folder, not a bucket\n"

@@ -6,6 +6,7 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,3 +100,17 @@ def test_key_resolves_from_the_sources_onepin_section(monkeypatch: pytest.Monkey
     monkeypatch.delenv("SOURCES__ONEPIN__API_KEY")
     with pytest.raises(ConfigError, match="no Onepin API key"):
         onepin()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["check", "--as-of", "junk"], "--as-of 'junk' is not an ISO-8601 datetime with a UTC "
+                                   "offset; use e.g. 2026-01-31T00:00:00Z"),
+    (["report", "--since", "2026-01-01"], "--since '2026-01-01' is not an ISO-8601 datetime "
+                                          "with a UTC offset; use e.g. 2026-01-31T00:00:00Z"),
+    (["check", "--confidence", "0.2"], "--confidence must be at least 0.5 and below 1 (e.g. "
+                                       "0.99)"),
+    (["status", "--shard", "0/2"], "--shard '0/2' is not K/N with 1 <= K <= N; use e.g. 1/4"),
+])
+def test_a_bad_option_value_is_named_by_its_flag(cli: Any, args: list[str], message: str) -> None:
+    """The library names the parameter; the command line names the flag."""
+    assert cli(*args, expect=2).output == f"error: {message}\n"

@@ -1,5 +1,6 @@
-"""Dagster: assets materialize the tables exactly, the state survives dagster-dlt's drop of the
-local pipeline (the second materialization fetches only new and open runs), checks judge."""
+"""Dagster: assets materialize the tables exactly through the one load path (the second
+materialization fetches only new and open runs), shard partitions together give one load's
+tables, checks judge."""
 
 from __future__ import annotations
 
@@ -14,8 +15,17 @@ import pytest
 
 from onepin_etl.dagster_defs import AssetChecks, build_definitions
 from onepin_etl.destinations import Target
+from onepin_etl.pipeline import load
 from onepin_sim import Simulator
-from tests.helpers import ROOT, SMALL, api_snapshot, assert_matches_api, refetched_open_runs
+from onepin_source.errors import ConfigError
+from tests.helpers import (
+    ROOT,
+    SMALL,
+    api_snapshot,
+    assert_matches_api,
+    refetched_open_runs,
+    table,
+)
 
 
 @pytest.fixture
@@ -39,6 +49,20 @@ def materialize(defs: dg.Definitions) -> dg.ExecuteInProcessResult:
 
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
     return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def load_definitions_file() -> Any:
+    """``pipelines/dagster_onepin.py``'s ``defs``, built from the environment."""
+    path = ROOT / "pipelines" / "dagster_onepin.py"
+    spec = importlib.util.spec_from_file_location("dagster_onepin_under_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dlt's signature reflection needs the module registered
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    return module.defs
 
 
 def test_materializations_are_exact_and_incremental(env: Simulator, workdir: Path) -> None:
@@ -68,7 +92,7 @@ def test_materializations_are_exact_and_incremental(env: Simulator, workdir: Pat
     now = api_snapshot(sim)
     new_runs = set(now["runs"]) - set(snap["runs"])
     assert len(new_runs) == 6 * SMALL.workflows
-    # dagster-dlt dropped the local state; dlt restored it from the destination
+    # the load path kept the incremental marks: only new and open runs were fetched
     assert SMALL.workflows <= requests["runs"] <= 2 * SMALL.workflows  # stopped at the mark
     assert requests["steps"] == len(new_runs) + len(refetched_open_runs(snap, now))
     assert_matches_api(target.duckdb_path, now)
@@ -97,18 +121,65 @@ def test_the_definitions_file_loads_with_a_schedule(env: Simulator, workdir: Pat
     monkeypatch.setenv("ONEPIN_DUCKDB_PATH", str(workdir / "scheduled.duckdb"))
     monkeypatch.setenv("ONEPIN_PIPELINES_DIR", str(workdir / "pipelines"))
     monkeypatch.setenv("ONEPIN_SCHEDULE_CRON", "0 * * * *")
-    path = ROOT / "pipelines" / "dagster_onepin.py"
-    spec = importlib.util.spec_from_file_location("dagster_onepin_under_test", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dlt's signature reflection needs the module registered
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-    defs: Any = module.defs
+    defs = load_definitions_file()
     schedule = defs.resolve_schedule_def("onepin_schedule")
     assert schedule.cron_schedule == "0 * * * *"
     assert schedule.job_name == "onepin_load"
     assert {c.name for c in defs.asset_checks for c in c.check_specs} == {
         "fresh", "failure_rates", "no_duplicate_steps"}
+
+
+def without_load_columns(db: Path, name: str) -> list[tuple[Any, ...]]:
+    """A table's rows, sorted, without dlt's per-load columns (load ids and row ids differ)."""
+    columns = [c for (c,) in table(db, f"select column_name from information_schema.columns "
+                                       f"where table_schema = 'onepin' and table_name = '{name}' "
+                                       "and column_name not like '_dlt%' order by column_name")]
+    return table(db, f"select {', '.join(columns)} from onepin.{name} order by all")
+
+
+def test_shard_partitions_together_give_one_unsharded_load(env: Simulator, workdir: Path) -> None:
+    target = Target(duckdb_path=str(workdir / "sharded.duckdb"),
+                    pipelines_dir=str(workdir / "pipelines"))
+    defs = build_definitions(target, shards=3, checks=AssetChecks(
+        max_age=timedelta(hours=6), as_of=lambda: sim_now(env)))
+    load_job = defs.resolve_job_def("onepin_load")
+    assert load_job.partitions_def is not None
+    assert load_job.partitions_def.get_partition_keys() == ["1of3", "2of3", "3of3"]
+    assert defs.resolve_job_def("onepin_health").partitions_def is None
+    for key in ("1of3", "2of3", "3of3"):
+        assert load_job.execute_in_process(partition_key=key).success
+    names = table(target.duckdb_path, "select distinct pipeline_name from "
+                                      "onepin._dlt_pipeline_state order by 1")
+    assert names == [(f"onepin_shard{k}of3",) for k in (1, 2, 3)]
+    health = defs.resolve_job_def("onepin_health").execute_in_process()
+    assert health.success
+    assert check_results(health) == {"fresh": True, "failure_rates": True,
+                                     "no_duplicate_steps": True}
+    assert (workdir / "onepin_health.html").is_file()
+
+    load(Target(duckdb_path=str(workdir / "whole.duckdb"),
+                pipelines_dir=str(workdir / "pipelines")))
+    for name in ("workflows", "runs", "run_steps"):
+        assert without_load_columns(workdir / "sharded.duckdb", name) == \
+            without_load_columns(workdir / "whole.duckdb", name)
+    assert_matches_api(target.duckdb_path, api_snapshot(env))
+
+
+def test_the_definitions_file_partitions_by_onepin_shards(env: Simulator, workdir: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONEPIN_SHARDS", "4")
+    defs = load_definitions_file()
+    assert defs.resolve_job_def("onepin_load").partitions_def.get_partition_keys() == [
+        "1of4", "2of4", "3of4", "4of4"]
+    schedule = defs.resolve_schedule_def("onepin_every_15_minutes")
+    assert schedule.job_name == "onepin_load"
+    assert defs.resolve_sensor_def("onepin_after_load").job_name == "onepin_health"
+
+
+def test_a_malformed_onepin_shards_is_one_line(env: Simulator, monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
+    monkeypatch.setenv("ONEPIN_SHARDS", "two")
+    with pytest.raises(ConfigError) as raised:
+        load_definitions_file()
+    assert str(raised.value) == "ONEPIN_SHARDS must be a whole number of shards, 1 or more, " \
+                                "not 'two'"

@@ -1,4 +1,5 @@
-"""What we rely on in dlt beyond its documented API (onepin_source/dlt_internals.py).
+"""What we rely on in dlt beyond its documented API (onepin_source/dlt_internals.py and the
+application's twin, onepin_etl/dlt_internals.py).
 
 Each test names one reliance; when a dlt upgrade breaks one, its name says which, and the
 module's docstring says what depends on it.
@@ -13,6 +14,7 @@ import pytest
 from dlt.common.schema import Schema
 from dlt.normalize.configuration import ItemsNormalizerConfiguration
 
+from onepin_etl import dlt_internals as app_internals
 from onepin_source import dlt_internals as internals
 
 
@@ -25,15 +27,15 @@ def test_dlt_is_the_pinned_minor() -> None:
 
 
 def test_merge_dedup_sql_hook_keeps_its_signature() -> None:
-    assert parameters(internals.SqlMergeFollowupJob.gen_select_from_dedup_sql) == [
+    assert parameters(app_internals.SqlMergeFollowupJob.gen_select_from_dedup_sql) == [
         "table_name", "primary_keys", "columns", "dedup_sort", "condition", "condition_columns",
         "skip_dedup"]
 
 
 def test_duckdb_client_creates_merge_jobs_through_the_overridden_method() -> None:
-    client = internals.DuckDbClient
+    client = app_internals.DuckDbClient
     assert parameters(client._create_merge_followup_jobs) == ["table_chain"]
-    source = inspect.getsource(inspect.getmodule(internals.SqlMergeFollowupJob))  # type: ignore[arg-type]
+    source = inspect.getsource(inspect.getmodule(app_internals.SqlMergeFollowupJob))  # type: ignore[arg-type]
     assert "gen_select_from_dedup_sql(" in source
     assert dlt.destinations.duckdb().destination_type == "dlt.destinations.duckdb"
 
@@ -70,6 +72,24 @@ def test_hinted_items_reach_a_transformer_as_data_item_with_meta() -> None:
     assert isinstance(item, internals.DataItemWithMeta) and item.data == [{"a": 1}]
 
 
-def test_unknown_attribute_of_the_fence_is_an_attribute_error() -> None:
-    with pytest.raises(AttributeError):
-        internals.NoSuchThing  # noqa: B018
+def test_destinations_resolve_by_reference_and_refuse_unknown_names() -> None:
+    duckdb = app_internals.Destination.from_reference("duckdb")
+    assert duckdb is not None and duckdb.destination_name == "duckdb"
+    with pytest.raises(app_internals.UnknownDestinationModule):
+        app_internals.Destination.from_reference("nosuch")
+    # the missing fields, named in our one-line configuration error
+    assert "self.fields = " in inspect.getsource(app_internals.ConfigFieldMissingException)
+
+
+def test_attaching_a_pipeline_never_run_raises_cannot_restore(tmp_path: object) -> None:
+    with pytest.raises(app_internals.CannotRestorePipelineException):
+        dlt.attach(pipeline_name="never_run", pipelines_dir=str(tmp_path))
+    assert app_internals.get_dlt_pipelines_dir()
+
+
+def test_config_providers_say_where_a_setting_is() -> None:
+    """doctor reads each provider in order: its name, whether it is empty, ``get_value``."""
+    providers = dlt.config.config_providers
+    assert providers and all(isinstance(p, app_internals.ConfigProvider) for p in providers)
+    for member in ("name", "is_empty", "get_value"):
+        assert hasattr(app_internals.ConfigProvider, member), member

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from onepin_etl.destinations import duckdb_destination
-from onepin_etl.duckdb_merge import KeyDedupDuckDbClient, KeyDedupMergeJob
+from onepin_etl.destinations.duckdb_merge import KeyDedupDuckDbClient, KeyDedupMergeJob
 from onepin_source.hints import RUN_STEPS_TABLE
 
 STAGED = [  # (run_id, id, value): a key staged twice identically, a key twice with other values

@@ -45,20 +45,39 @@ def test_only_demo_and_cli_import_the_simulator() -> None:
     assert users == {"cli.py", "demo.py"}
 
 
-def test_dlt_internals_are_imported_in_one_module_only() -> None:
-    """dlt's undocumented modules are reached through onepin_source.dlt_internals alone."""
-    internal = ("dlt.common.normalizers", "dlt.common.data_types", "dlt.common.schema.utils",
-                "dlt.common.typing", "dlt.extract", "dlt.destinations.sql_jobs",
-                "dlt.destinations.impl", "dlt.destinations.job_impl")
+# The fence modules, and the tests that check or crash dlt's internals on purpose.
+DLT_FENCES = {"onepin_source/dlt_internals.py", "onepin_etl/dlt_internals.py",
+              "tests/test_dlt_internals.py", "tests/crash_runner.py"}
+
+
+def dlt_imports(tree: ast.AST) -> list[tuple[str, str | None]]:
+    """``(module, name)`` of each ``dlt`` import (name None for ``import dlt.x``)."""
+    found: list[tuple[str, str | None]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and \
+                node.module.split(".")[0] == "dlt":
+            found.extend((node.module, alias.name) for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.extend((alias.name, None) for alias in node.names
+                         if alias.name.split(".")[0] == "dlt")
+    return found
+
+
+def test_every_dlt_import_is_dlt_public_api_or_goes_through_a_fence() -> None:
+    """dlt's documented names (``dlt_internals.PUBLIC_API``) anywhere; any other only in the
+    fence modules, so a dlt upgrade is reviewed in one place per layer."""
+    from onepin_source.dlt_internals import PUBLIC_API
+
     offenders = []
-    for package in ("onepin_source", "onepin_etl", "pipelines"):
-        for path in sorted((ROOT / package).rglob("*.py")):
-            if path.name == "dlt_internals.py":
-                continue
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.ImportFrom) and node.module and \
-                        node.module.startswith(internal):
-                    offenders.append(f"{package}/{path.name}: {node.module}")
+    for path in sorted(ROOT.rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        if relative.startswith((".", "build/")) or "/." in relative or relative in DLT_FENCES:
+            continue
+        for module, name in dlt_imports(ast.parse(path.read_text(encoding="utf-8"))):
+            allowed = PUBLIC_API.get(module, frozenset())
+            if module not in PUBLIC_API or (name and allowed is not None
+                                            and name not in allowed):
+                offenders.append(f"{relative}: {module}{'.' + name if name else ''}")
     assert offenders == []
 
 
@@ -71,3 +90,58 @@ def test_no_file_refers_to_a_document_outside_the_repository() -> None:
             and name != "tests/test_layers.py"
             and any(ref in (ROOT / name).read_text(encoding="utf-8") for ref in outside)]
     assert hits == []
+
+
+def calls_in(function: ast.AST) -> set[str]:
+    """The names a function calls (``f(...)`` and ``x.f(...)`` both give ``f``)."""
+    return {node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+            for node in ast.walk(function) if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name | ast.Attribute)}
+
+
+def test_dagster_assets_call_the_one_load_path() -> None:
+    """The load assets run ``pipeline.load`` (as the CLI, ``onepin_etl.load`` and
+    ``pipelines/`` do), never a pipeline of their own or dagster-dlt's ``run``."""
+    tree = ast.parse((ROOT / "onepin_etl" / "dagster_defs.py").read_text(encoding="utf-8"))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                and node.module == "onepin_etl.pipeline" for alias in node.names}
+    assert imported == {"build_pipeline", "load"}  # build_pipeline: the assets' description
+    body = next(node for node in ast.walk(tree)
+                if isinstance(node, ast.FunctionDef) and node.name == "onepin_assets")
+    calls = set().union(*(calls_in(statement) for statement in body.body))  # not the decorator
+    assert "load" in calls
+    assert calls & {"run", "run_load", "build_pipeline", "pipeline", "create_views",
+                             "pipeline_lock"} == set()
+    for path in ("onepin_etl/cli.py", "onepin_etl/__init__.py", "pipelines/onepin_pipeline.py"):
+        tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
+        assert any(isinstance(node, ast.ImportFrom) and node.module in ("onepin_etl",
+                   "onepin_etl.pipeline") and "load" in {a.name for a in node.names}
+                   for node in ast.walk(tree)), path
+
+
+KIND_NAMES = {"duckdb", "parquet", "ducklake", "postgres", "filesystem"}
+
+
+def _names_a_destination(node: ast.expr) -> bool:
+    """A destination's name (``"duckdb"``, a tuple of names) or a variable holding one."""
+    if isinstance(node, ast.Constant):
+        return node.value in KIND_NAMES
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return any(_names_a_destination(e) for e in node.elts)
+    name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
+    return name in ("destination", "destination_type", "destination_name")
+
+
+def test_no_destination_name_is_compared_outside_the_destinations_package() -> None:
+    """Code that needs to know the kind of a destination asks ``target.kind``
+    (:mod:`onepin_etl.destinations`); adding a kind touches that package only."""
+    offenders = []
+    for package in ("onepin_etl", "pipelines"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if "destinations" in path.relative_to(ROOT).parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Compare) and any(
+                        _names_a_destination(side) for side in (node.left, *node.comparators)):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []

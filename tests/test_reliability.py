@@ -169,8 +169,8 @@ def test_unknown_destination_is_a_usage_error(sim: Simulator, cli: Any) -> None:
 
 def test_missing_duckdb_folder_is_said_at_once(sim: Simulator, cli: Any, workdir: Path) -> None:
     result = cli("load", "--duckdb-path", "missing/dir/x.duckdb", expect=2)
-    assert result.output.strip() == (f"error: folder '{workdir / 'missing' / 'dir'}' of "
-                                     "--duckdb-path does not exist; create it or choose another "
+    assert result.output.strip() == (f"error: folder '{workdir / 'missing' / 'dir'}' of the "
+                                     "DuckDB file does not exist; create it or choose another "
                                      "path")
     assert sim.stats.snapshot()["total"] == 0
 

@@ -31,7 +31,7 @@ def test_every_workflow_has_exactly_one_shard_and_keeps_it() -> None:
 
 @pytest.mark.parametrize("text", ["0/4", "5/4", "2", "a/b", "2/0", "-1/3", ""])
 def test_a_malformed_shard_is_refused(text: str) -> None:
-    with pytest.raises(ConfigError, match="is not K/N with 1 <= K <= N; use e.g. --shard 1/4"):
+    with pytest.raises(ConfigError, match="is not K/N with 1 <= K <= N; use e.g. 1/4"):
         Shard.parse(text)
 
 
@@ -47,8 +47,8 @@ def test_a_shard_is_a_pipeline_with_its_own_name_and_staging_dataset() -> None:
 def test_malformed_shard_on_the_command_line_exits_2_before_any_request(
         sim: Simulator, cli: Any) -> None:
     result = cli("load", "--shard", "3/2", expect=2)
-    assert result.output.strip() == ("error: shard '3/2' is not K/N with 1 <= K <= N; use e.g. "
-                                     "--shard 1/4")
+    assert result.output.strip() == ("error: --shard '3/2' is not K/N with 1 <= K <= N; use "
+                                     "e.g. 1/4")
     assert sim.stats.snapshot()["total"] == 0
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-from dlt.common.configuration.providers.provider import ConfigProvider
 
+from onepin_etl.dlt_internals import ConfigProvider
 from onepin_source.config import Credentials, read_credentials_file, resolve_credentials
 from onepin_source.settings import CREDENTIALS_FILE, DEFAULT_BASE_URL
 

@@ -4,19 +4,16 @@ opened (and closed) only if it exists, a folder is tried with a temporary file t
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import dlt
 import duckdb
-from dlt.common.schema import Schema
-from dlt.pipeline.exceptions import CannotRestorePipelineException
 
-from onepin_etl import lock, remote, status
+from onepin_etl import lock
 from onepin_etl.destinations import Target
-from onepin_etl.errors import DestinationError
+from onepin_etl.destinations.probe import Probe, ProbeError
+from onepin_etl.dlt_internals import CannotRestorePipelineException
 from onepin_source.errors import OnepinError
 
 
@@ -48,91 +45,27 @@ def check(target: Target) -> DestinationCheck:
                lock.lock_paths(target.working_dir, target.name, target.local_files)]
     found.lock = next((h for h in holders if h is not None), None)
     try:
-        _writable(target, found)
+        _found(target.kind.probe(target, busy=found.lock is not None), found)
+    except ProbeError as exc:
+        _found(exc.found, found)
+        found.problem = str(exc)
     except OnepinError as exc:
         found.problem = str(exc)
     found.pending_packages = _pending(target)
     if found.problem is None and found.has_data:
         try:
-            loads = status.completed_loads(target)
+            with target.open() as (con, _):
+                loads = target.completed_loads(con)
         except (OnepinError, duckdb.Error):  # the last load is a courtesy: never a problem
             loads = []
         found.last_load = (loads[0][0], loads[0][1].isoformat()) if loads else None
     return found
 
 
-def _writable(target: Target, found: DestinationCheck) -> None:
-    files = target.local_files
-    if target.destination == "duckdb" and files is not None:
-        _duckdb(files, found)
-    elif files is not None:
-        _folder(files, found)
-    elif target.destination in (*remote.SHARED_DESTINATIONS, "parquet"):
-        _remote(target, found)
-    else:
-        found.detail = ("not checked: doctor checks duckdb, parquet, ducklake and postgres; "
-                        "the first load will tell")
-
-
-def _folder(path: Path, found: DestinationCheck) -> None:
-    """A folder a load may create: its nearest existing ancestor must take a new file."""
-    existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
-    if not existing.is_dir():
-        raise DestinationError(f"{existing} is not a folder; choose another location")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as exc:
-        raise DestinationError(f"cannot write in {existing}: {exc.strerror}; fix its "
-                               "permissions or choose another location") from None
-    found.reachable = found.writable = True
-    found.has_data = path.exists()
-    found.detail = f"{path} exists" if found.has_data else \
-        f"{path} does not exist yet; the first load creates it in {existing}"
-
-
-def _duckdb(path: Path, found: DestinationCheck) -> None:
-    """The folder takes new files, and an existing file opens for writing: no other program
-    (a notebook, the duckdb CLI) holds it, and it is a DuckDB database."""
-    _folder(path.absolute().parent, found)
-    found.has_data = path.exists() and found.lock is None  # a running load holds the file
-    if not path.exists():
-        found.detail = f"{path} does not exist yet; the first load creates it"
-        return
-    if found.lock is not None:
-        found.detail = f"{path} is being loaded now; not opened"
-        return
-    try:
-        duckdb.connect(str(path)).close()
-    except duckdb.Error as exc:
-        found.writable = False
-        raise DestinationError(f"cannot open {path} for writing: {remote.first_line(exc)}; if "
-                               "another program (a notebook, the duckdb CLI) holds it, close "
-                               "it") from None
-    found.detail = f"{path} opens for writing"
-
-
-def _remote(target: Target, found: DestinationCheck) -> None:
-    """A shared destination or bucket answers: dlt's client for it opens and looks for the
-    dataset. Whether the credentials may write is left to the first load."""
-    if target.destination == "parquet":
-        dest = remote.factory("filesystem", bucket_url=target.parquet_dir)
-        config = remote.configuration("filesystem", target.dataset,
-                                      bucket_url=target.parquet_dir)
-    else:
-        dest = target.dlt_destination()
-        config = remote.configuration(target.destination, target.dataset)
-    try:
-        with dest.client(Schema("onepin"), config) as client:
-            exists = client.is_storage_initialized()
-    except Exception as exc:  # drivers raise their own errors; dlt wraps some
-        cause = exc.__cause__ or exc
-        raise DestinationError(f"cannot reach {target.location}: "
-                               f"{remote.scrub(remote.first_line(cause))}") from None
-    found.reachable, found.has_data = True, exists
-    found.detail = (f"dataset {target.dataset} exists" if exists else
-                    f"dataset {target.dataset} does not exist yet; the first load creates it")
-    found.detail += "; write permission is checked by the first load"
+def _found(probe: Probe, found: DestinationCheck) -> None:
+    """What the destination's kind found (:mod:`onepin_etl.destinations.probe`)."""
+    found.reachable, found.writable = probe.reachable, probe.writable
+    found.has_data, found.detail = probe.has_data, probe.detail
 
 
 def _pending(target: Target) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from onepin_etl import remote
+from onepin_etl import Target
 from onepin_sim import Simulator
 from tests import cookbook
 from tests.helpers import Cli, invoke_cli
@@ -68,7 +68,7 @@ def test_postgres_comments_every_table_view_and_column(sim: Simulator, cli: Cli,
 
 def test_the_lake_keeps_comments_except_on_view_columns(cli: Cli, shared: Shared) -> None:
     cli("load", "--destination", "ducklake")
-    with remote.read_ducklake("onepin") as con:
+    with Target("ducklake").open() as (con, _):
         where = "where database_name = current_database() and schema_name = 'onepin'"
         tables = con.execute(f"select count(*), count(comment) from duckdb_tables() {where}"
                              ).fetchall()

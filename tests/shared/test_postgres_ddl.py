@@ -1,6 +1,7 @@
 """Loaders of one PostgreSQL database, started at the same instant, create its schema, tables and
-columns one at a time (:mod:`onepin_etl.postgres_ddl`): none fails with ``DuplicateTable``,
-``DuplicateSchema`` or ``DuplicateColumn``, and the tables hold every loader's rows and columns.
+columns one at a time (:mod:`onepin_etl.destinations.postgres_ddl`): none fails with
+``DuplicateTable``, ``DuplicateSchema`` or ``DuplicateColumn``, and the tables hold every
+loader's rows and columns.
 Without the serialized DDL this failed in most rounds (and once in CI as a flaky shard test)."""
 
 from __future__ import annotations

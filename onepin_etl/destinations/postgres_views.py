@@ -14,14 +14,22 @@ import sqlglot
 from sqlglot.errors import ErrorLevel
 
 from onepin_etl import comments
-from onepin_etl.analysis import dataset_tables, view_definitions
-from onepin_etl.postgres_ddl import lock_ddl
+from onepin_etl.sql import identifier
+from onepin_etl.views import dataset_tables, view_definitions
+
+# One lock for every DDL of ours in a database: dlt's schema updates and the analysis views.
+DDL_LOCK = 0x6F6E6570  # "onep"
+
+
+def lock_ddl(sql_client: Any) -> None:
+    """Wait for any other loader's DDL in this database; held until the transaction ends."""
+    sql_client.execute_sql(f"select pg_advisory_xact_lock({DDL_LOCK})")
 
 
 def statements(dataset: str) -> list[str]:
     """The SQL that (re)creates the views in ``dataset``, in PostgreSQL's dialect. A view is
     dropped first: PostgreSQL cannot replace a view whose columns changed type."""
-    schema = f'"{dataset}"'
+    schema = identifier(dataset)
     sql = []
     for name, query in view_definitions(dataset_tables(dataset), schema=schema).items():
         translated = sqlglot.transpile(query, read="duckdb", write="postgres",

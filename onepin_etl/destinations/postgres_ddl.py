@@ -18,18 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from dlt.destinations import postgres
-from dlt.destinations.impl.postgres.postgres import PostgresClient
 
-# One lock for every DDL of ours in a database: dlt's schema updates and the analysis views.
-DDL_LOCK = 0x6F6E6570  # "onep"
-
-
-def lock_ddl(sql_client: Any) -> None:
-    """Wait for any other loader's DDL in this database; held until the transaction ends."""
-    sql_client.execute_sql(f"select pg_advisory_xact_lock({DDL_LOCK})")
+from onepin_etl.destinations.postgres_views import lock_ddl
+from onepin_etl.dlt_internals import PostgresClient
 
 
 class SerializedDdlPostgresClient(PostgresClient):

@@ -20,11 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dlt.common.destination.typing import PreparedTableSchema
-from dlt.common.schema.typing import TSortOrder
 from dlt.destinations import duckdb
 
-from onepin_source.dlt_internals import DuckDbClient, FollowupJobRequest, SqlMergeFollowupJob
+from onepin_etl.dlt_internals import (
+    DuckDbClient,
+    FollowupJobRequest,
+    PreparedTableSchema,
+    SqlMergeFollowupJob,
+    TSortOrder,
+)
 
 
 class KeyDedupMergeJob(SqlMergeFollowupJob):
