@@ -242,11 +242,11 @@ class QuotaWindow:
         self._answered += 1
         probe, self._probing = self._probing, False
         if probe and self.quota is not None:
-            # One request beyond the count got through: a new window, if the last one is over
-            # by its learned length; else the count learned was short (the load's first window
-            # began before the load, or another user of the key was busy then).
+            # One request beyond the count got through: a new window (when its length is not
+            # known yet, or the last one is over by it); else the count learned was short
+            # (another user of the key was busy then).
             length = self.quota.window_s
-            if length and self._began is not None and now >= self._began + length:
+            if not length or self._began is None or now >= self._began + length:
                 log.debug("probe got through %.2f s after the window began: a new window",
                           now - self._began)
                 self._began = now
