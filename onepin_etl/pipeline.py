@@ -19,9 +19,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import dlt
+import duckdb
 from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -32,7 +34,7 @@ from onepin_etl.errors import DestinationError
 from onepin_etl.remote import first_line, scrub
 from onepin_etl.settings import LOAD_GC_THRESHOLD, LOCK_RETRIES, LOCK_RETRY_WAIT_S
 from onepin_source import onepin
-from onepin_source.dlt_internals import ARROW_ROW_IDS_CONFIG, HINT_OVERRIDE_WARNING
+from onepin_source.dlt_internals import ARROW_ROW_IDS_CONFIG
 from onepin_source.errors import OnepinError
 
 log = logging.getLogger(__name__)
@@ -40,21 +42,72 @@ _configured = threading.Event()
 
 
 def load(target: Target | None = None, *, full_refresh: bool = False, progress: str | None = None,
-         wait_s: float = 0.0, **source_options: Any) -> LoadInfo:
+         wait_s: float = 0.0, drop_pending: bool = False, **source_options: Any) -> LoadInfo:
     """Load Onepin into ``target`` (default: ``onepin_etl.duckdb``) incrementally.
 
     One load per pipeline at a time: if another holds the pipeline's lock, wait up to
     ``wait_s`` seconds, then raise :class:`~onepin_etl.errors.LoadLockedError`.
-    ``source_options`` are :func:`onepin_source.onepin`'s (``workflow_ids``, ``runs``, ``since``,
-    ``concurrency``, ...); the key and base URL come from dlt's config or the environment.
+    ``drop_pending`` first drops the load packages an earlier run left pending (dlt's
+    ``abort_packages``: the local state goes back to before them, so their data is fetched
+    again). ``source_options`` are :func:`onepin_source.onepin`'s (``workflow_ids``, ``runs``,
+    ``since``, ``concurrency``, ...); the key and base URL come from dlt's config or the
+    environment.
     """
     target = target or Target()
     target.check()
     source = onepin(target_key=target.key, shard=target.shard, **source_options)
-    with pipeline_lock(target, wait_s=wait_s):
-        return run_load(build_pipeline(target, progress=progress), source,
-                        full_refresh=full_refresh, file_format=target.file_format,
-                        location=target.location)
+    if target.destination == "parquet":
+        # Files cannot merge: every load appends, and readers take each row's latest version
+        # (analysis.latest_sql). Saying so spares dlt's "Falling back to 'append'" warnings.
+        for resource in source.resources.values():
+            resource.apply_hints(write_disposition="append")
+    with pipeline_lock(target, wait_s=wait_s), _no_empty_file_left(target):
+        pipeline = build_pipeline(target, progress=progress)
+        if drop_pending:
+            drop_pending_packages(pipeline)
+        return run_load(pipeline, source, full_refresh=full_refresh,
+                        file_format=target.file_format, location=target.location)
+
+
+def pending_packages(pipeline: dlt.Pipeline) -> list[str]:
+    """The load ids of the packages an earlier run left pending, oldest first."""
+    return sorted([*pipeline.list_extracted_load_packages(),
+                   *pipeline.list_normalized_load_packages()])
+
+
+def drop_pending_packages(pipeline: dlt.Pipeline) -> list[str]:
+    """Drop the packages left pending and restore the local state to before them (their
+    incremental marks were never committed to the destination), so that the next extract
+    fetches their data again. Returns the dropped load ids."""
+    pending = pending_packages(pipeline)
+    if pending:
+        pipeline.abort_packages()
+        log.warning("dropped %d load package(s) left pending (%s); their data is fetched "
+                    "again", len(pending), ", ".join(pending))
+    return pending
+
+
+@contextmanager
+def _no_empty_file_left(target: Target) -> Iterator[None]:
+    """A load that fails before it writes anything (a wrong key, an unreachable API) removes
+    the DuckDB file it created by connecting: an empty file would look like a load happened."""
+    path = target.local_files if target.destination == "duckdb" else None
+    created = path is not None and not path.exists()
+    try:
+        yield
+    except BaseException:
+        if created and path is not None and _without_tables(path):
+            for leftover in (path, path.with_name(f"{path.name}.wal")):
+                leftover.unlink(missing_ok=True)
+        raise
+
+
+def _without_tables(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    with duckdb.connect(str(path), read_only=True) as con:
+        (tables,), = con.execute("select count(*) from information_schema.tables").fetchall()
+    return not tables
 
 
 def pipeline_lock(target: Target, *, wait_s: float = 0.0) -> AbstractContextManager[None]:
@@ -80,21 +133,12 @@ def build_pipeline(target: Target, *, progress: str | None = None) -> dlt.Pipeli
 
 def configure_dlt() -> None:
     """Process-wide dlt settings, applied once: Arrow rows get ``_dlt_load_id`` and ``_dlt_id``
-    like dict rows do, and dlt's warning about our deliberate Arrow hints is dropped."""
+    like dict rows do."""
     if _configured.is_set():
         return
     for key in ARROW_ROW_IDS_CONFIG:
         dlt.config[key] = True
-    logging.getLogger("dlt").addFilter(_HintOverrideFilter())
     _configured.set()
-
-
-class _HintOverrideFilter(logging.Filter):
-    """Drops dlt's "dlt schema hints were kept" warning: keeping our hints (json columns are
-    Arrow strings, ``id`` is not nullable) over Arrow's is exactly what we ask for."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return HINT_OVERRIDE_WARNING not in record.getMessage()
 
 
 def run_load(pipeline: dlt.Pipeline, source: Any, *, full_refresh: bool = False,
@@ -113,12 +157,29 @@ def run_load(pipeline: dlt.Pipeline, source: Any, *, full_refresh: bool = False,
 
 def _run(pipeline: dlt.Pipeline, source: Any, options: dict[str, Any]) -> LoadInfo:
     if pipeline.has_pending_data:
-        log.warning("finishing a load package left pending by an earlier run")
-        _with_lock_retries(pipeline, lambda: (pipeline.normalize(), pipeline.load()))
+        _finish_pending(pipeline)
     info: LoadInfo = _with_lock_retries(
         pipeline, lambda: pipeline.run(source, **options), resume=lambda: pipeline.load())
     create_views(pipeline)
     return info
+
+
+def _finish_pending(pipeline: dlt.Pipeline) -> None:
+    """Load what an earlier run left pending before extracting anything new. If it fails again
+    for a reason other than a lock or a configuration error, it will fail every time: say
+    which package, and the way out."""
+    pending = pending_packages(pipeline)
+    log.warning("finishing a load package left pending by an earlier run")
+    try:
+        _with_lock_retries(pipeline, lambda: (pipeline.normalize(), pipeline.load()))
+    except PipelineStepFailed as exc:
+        if _user_error(exc) is not None or _locked(_root(exc)):
+            raise
+        raise DestinationError(
+            f"the load package(s) {', '.join(pending)} left pending by an earlier run failed to "
+            f"load again: {_one_line(_root(exc))}; run 'onepin-etl load --drop-pending' to drop "
+            "them (their data is fetched again: their incremental state was never committed)"
+        ) from None
 
 
 def _kind(pipeline: dlt.Pipeline) -> str:
@@ -193,7 +254,14 @@ def _retryable(pipeline: dlt.Pipeline, exc: PipelineStepFailed) -> bool:
     if exc.step not in _DESTINATION_STEPS or _user_error(exc) is not None:
         return False
     kind = _kind(pipeline)
-    return kind == "duckdb" or (kind == "ducklake" and _lake_conflict(_root(exc)))
+    return (kind == "duckdb" and _locked(_root(exc))) or \
+        (kind == "ducklake" and _lake_conflict(_root(exc)))
+
+
+def _locked(exc: BaseException) -> bool:
+    """DuckDB refused the file because another process holds it (a notebook, the duckdb
+    CLI): worth waiting for, unlike a constraint or binder error, which fails every time."""
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
 
 
 def _lake_conflict(exc: BaseException) -> bool:
@@ -242,13 +310,13 @@ def _translate(exc: PipelineStepFailed, kind: str, location: str | None) -> Onep
     if found is not None:
         return found
     root = _root(exc)
-    if exc.step in _DESTINATION_STEPS and kind == "duckdb":
+    if exc.step in _DESTINATION_STEPS and kind == "duckdb" and _locked(root):
         return DestinationError(f"could not write to the destination: {_one_line(root)}; if "
                                 "another program (a notebook, the duckdb CLI) holds the file, "
                                 "close it and run the load again: nothing is lost, the pending "
                                 "data is loaded first")
     if exc.step in _DESTINATION_STEPS:
-        where = location if kind == "filesystem" and location else kind
+        where = location if kind in ("filesystem", "duckdb") and location else kind
         return DestinationError(f"could not write to {where}: {_one_line(root)}; check its "
                                 "configuration and that it is reachable, then run the load "
                                 "again: nothing is lost, the pending data is loaded first")
