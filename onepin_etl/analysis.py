@@ -125,12 +125,12 @@ def _open_duckdb(path: Path, dataset: str) -> tuple[duckdb.DuckDBPyConnection, d
         raise NoDataError(f"no DuckDB file at {path}: run 'onepin-etl load' first "
                           "(or pass --duckdb-path)")
     con = duckdb.connect(str(path), read_only=True)
-    con.execute(f"set search_path = {_sql_str(dataset)}")  # tables by their plain names
-    try:
+    try:  # before search_path, which fails on a file without the dataset's schema
         _require_tables(con, dataset, str(path), "onepin-etl load")
     except NoDataError:
         con.close()
         raise
+    con.execute(f"set search_path = {_sql_str(dataset)}")  # tables by their plain names
     return con, dataset_tables(dataset)
 
 

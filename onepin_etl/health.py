@@ -292,8 +292,9 @@ def binomial_tail(k: int, n: int, p: float) -> float:
 
 
 def span_text(delta: timedelta) -> str:
+    """``24h`` as the default ``--window`` is written (not ``1d``), ``7d``, ``90m``."""
     seconds = int(delta.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0 and seconds >= size:
+        if seconds % size == 0 and seconds >= size and (unit != "d" or seconds > 86400):
             return f"{seconds // size}{unit}"
     return f"{seconds}s"

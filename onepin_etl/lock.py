@@ -73,7 +73,7 @@ def _held(path: Path, pipeline_name: str, deadline: float) -> Iterator[None]:
                 raise LoadLockedError(_locked_message(path, pipeline_name, read_holder(path)))
             if not told:  # --wait says what it is waiting for, once
                 holder = read_holder(path)
-                log.warning("waiting up to %.0f s for %s, which %s holds", left,
+                log.warning("waiting up to %.3g s for %s, which %s holds", left,
                             _what(path, pipeline_name, holder),
                             holder.describe() if holder else "another process")
                 told = True
