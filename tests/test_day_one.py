@@ -156,3 +156,15 @@ def test_a_failed_first_load_leaves_no_empty_duckdb_file(
     cli("load", expect=3 if "key" in env else 4, **env)
     assert sorted(p.name for p in workdir.iterdir() if "duckdb" in p.name) == [
         ".onepin_etl.duckdb.onepin.lock"]
+
+
+def test_a_parquet_load_prints_no_append_fallback_warnings(sim: Simulator, workdir: Path) -> None:
+    """Files cannot merge; the load says append itself, so dlt has nothing to fall back from."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(workdir / "home"), "PYTHONPATH": str(ROOT),
+           "ONEPIN_API_KEY": sim.api_key, "ONEPIN_BASE_URL": sim.base_url,
+           "RUNTIME__DLT_TELEMETRY": "false"}
+    done = subprocess.run([sys.executable, "-m", "onepin_etl.cli", "load", "--destination",
+                           "parquet", "--parquet-dir", "pq"], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith(f"Loaded {SMALL.workflows} workflows, ")
