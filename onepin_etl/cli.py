@@ -341,9 +341,9 @@ def status(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
 
     target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir,
                     shard)
-    _require_local_files(target)
     target.where()  # a destination status can read
-    found = collect(target)
+    found = collect(target)  # first: "no pipeline" says more than "no file" on a first day
+    _require_local_files(target)
     if fmt == "json":
         out.out(json.dumps(found.as_dict(), indent=2), highlight=False)
         return

@@ -13,8 +13,9 @@ What we rely on, and why:
   (``VARIANT_FIELD_FORMAT``).
 - **Items with hints** (``batches``): a resource item wrapped by ``dlt.mark.with_hints`` arrives
   at a transformer as ``DataItemWithMeta``.
-- **The Arrow extractor's hint warning** (``HINT_OVERRIDE_WARNING``): logged for every Arrow
-  table whose types differ from the hints we set on purpose; the application filters it.
+- **The Arrow extractor's hint warning** (``HINT_OVERRIDE_WARNING``, ``In resource: <name>,``):
+  logged for every Arrow table whose types differ from the hints; ours differ on purpose for
+  JSON columns of ``run_steps`` only, and ``batches._JsonHintFilter`` drops that one.
 - **The merge job's de-duplication** (``SqlMergeFollowupJob.gen_select_from_dedup_sql``,
   ``FollowupJobRequest`` and ``DuckDbClient._create_merge_followup_jobs``): the application's
   DuckDB destination (``onepin_etl.duckdb_merge``) replaces one SQL statement of dlt's
