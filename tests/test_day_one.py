@@ -85,7 +85,9 @@ def test_readers_of_a_missing_file_or_folder_exit_2(cli: Any, command: list[str]
     assert missing.output == ("error: nope.duckdb does not exist: check --duckdb-path, or load "
                               "it first with 'onepin-etl load'\n")
     folder = cli(*command, "--destination", "parquet", "--parquet-dir", "no_such_dir", expect=2)
-    assert "no_such_dir does not exist: check --parquet-dir" in folder.output
+    # status names the missing pipeline first: no Parquet load has run
+    assert ("no pipeline 'onepin_parquet' in " if command[0] == "status" else
+            "no_such_dir does not exist: check --parquet-dir") in folder.output
 
 
 def test_a_check_with_nothing_to_judge_fails_unless_allowed(cli: Any, workdir: Path) -> None:
