@@ -34,13 +34,19 @@ pipeline.run(onepin())
 """
 
 
+def user_env(sim: Simulator, workdir: Path) -> dict[str, str]:
+    """A user's environment for a subprocess: the key and URL of the simulator, dlt's data in
+    ``workdir`` (as root dlt would use /var/dlt, shared by every test on the machine)."""
+    return {"PATH": os.environ["PATH"], "HOME": str(workdir / "home"), "PYTHONPATH": str(ROOT),
+            "ONEPIN_API_KEY": sim.api_key, "ONEPIN_BASE_URL": sim.base_url,
+            "RUNTIME__DLT_TELEMETRY": "false", "DLT_DATA_DIR": str(workdir / "dlt")}
+
+
 def run_foreign_pipeline(sim: Simulator, workdir: Path) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ["PATH"], "HOME": str(workdir / "home"), "PYTHONPATH": str(ROOT),
-           "ONEPIN_API_KEY": sim.api_key, "ONEPIN_BASE_URL": sim.base_url,
-           "RUNTIME__DLT_TELEMETRY": "false"}
     return subprocess.run([sys.executable, "-c", FOREIGN_RUN, str(workdir / "pipelines"),
-                           str(workdir / "onepin_etl.duckdb")], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+                           str(workdir / "onepin_etl.duckdb")], cwd=workdir,
+                          env=user_env(sim, workdir), capture_output=True, text=True,
+                          timeout=300, check=False)
 
 
 def status(cli: Any, *args: str, expect: int = 0) -> Any:
@@ -162,11 +168,9 @@ def test_a_failed_first_load_leaves_no_empty_duckdb_file(
 
 def test_a_parquet_load_prints_no_append_fallback_warnings(sim: Simulator, workdir: Path) -> None:
     """Files cannot merge; the load says append itself, so dlt has nothing to fall back from."""
-    env = {"PATH": os.environ["PATH"], "HOME": str(workdir / "home"), "PYTHONPATH": str(ROOT),
-           "ONEPIN_API_KEY": sim.api_key, "ONEPIN_BASE_URL": sim.base_url,
-           "RUNTIME__DLT_TELEMETRY": "false"}
     done = subprocess.run([sys.executable, "-m", "onepin_etl.cli", "load", "--destination",
-                           "parquet", "--parquet-dir", "pq"], cwd=workdir, env=env,
+                           "parquet", "--parquet-dir", "pq"], cwd=workdir,
+                          env=user_env(sim, workdir),
                           capture_output=True, text=True, timeout=300, check=False)
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.startswith(f"Loaded {SMALL.workflows} workflows, ")

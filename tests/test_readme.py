@@ -39,7 +39,9 @@ def test_every_python_block_runs_as_written(sim: Simulator, tmp_path: Path) -> N
     home.mkdir()
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(ROOT),
            "ONEPIN_API_KEY": sim.api_key, "ONEPIN_BASE_URL": sim.base_url,
-           "RUNTIME__DLT_TELEMETRY": "false"}
+           "RUNTIME__DLT_TELEMETRY": "false",
+           # dlt's pipelines folder is ~/.dlt/pipelines, but /var/dlt/pipelines for root
+           "DLT_DATA_DIR": str(tmp_path / "dlt")}
     for number, block in enumerate(python_blocks(), 1):
         done = subprocess.run([sys.executable, "-c", block], cwd=project, env=env,
                               capture_output=True, text=True, timeout=300, check=False)
