@@ -92,7 +92,10 @@ def trend_figure(daily: pd.DataFrame) -> Figure:
     if days.nunique() == 1:  # one day: a week around it, not matplotlib's four years
         middle = float(mdates.date2num(days.min()))
         ax.set_xlim(middle - 3, middle + 3)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+    days_shown = (days.max() - days.min()).days + 1
+    locator = mdates.DayLocator(interval=max(1, -(-days_shown // 8)))  # days, not 12:00
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     fig.legend(title="workflow", fontsize=7, loc="outside lower center", ncol=columns)
     return fig
 

@@ -311,8 +311,8 @@ def _translate(exc: PipelineStepFailed, kind: str, location: str | None) -> Onep
         return found
     root = _root(exc)
     if exc.step in _DESTINATION_STEPS and kind == "duckdb" and _locked(root):
-        return DestinationError(f"could not write to the destination: {_one_line(root)}; if "
-                                "another program (a notebook, the duckdb CLI) holds the file, "
+        return DestinationError(f"could not write to the destination: {_one_line(root)}; "
+                                "another program (a notebook, the duckdb CLI) holds the file: "
                                 "close it and run the load again: nothing is lost, the pending "
                                 "data is loaded first")
     if exc.step in _DESTINATION_STEPS:
