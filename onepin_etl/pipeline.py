@@ -103,10 +103,15 @@ def _no_empty_file_left(target: Target) -> Iterator[None]:
 
 
 def _without_tables(path: Path) -> bool:
+    """The file holds no table (a file that cannot be opened is kept: it is not ours to judge,
+    and the load's own error is the one to show)."""
     if not path.is_file():
         return False
-    with duckdb.connect(str(path), read_only=True) as con:
-        (tables,), = con.execute("select count(*) from information_schema.tables").fetchall()
+    try:
+        with duckdb.connect(str(path), read_only=True) as con:
+            (tables,), = con.execute("select count(*) from information_schema.tables").fetchall()
+    except duckdb.Error:
+        return False
     return not tables
 
 
