@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
 from typing import Any
 
 import dlt
@@ -27,7 +26,7 @@ import duckdb
 from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from onepin_etl import lock
+from onepin_etl import lock, recovery
 from onepin_etl.analysis import persist_views
 from onepin_etl.destinations import Target
 from onepin_etl.errors import DestinationError
@@ -61,58 +60,12 @@ def load(target: Target | None = None, *, full_refresh: bool = False, progress: 
         # (analysis.latest_sql). Saying so spares dlt's "Falling back to 'append'" warnings.
         for resource in source.resources.values():
             resource.apply_hints(write_disposition="append")
-    with pipeline_lock(target, wait_s=wait_s), _no_empty_file_left(target):
+    with pipeline_lock(target, wait_s=wait_s), recovery.no_empty_file_left(target):
         pipeline = build_pipeline(target, progress=progress)
         if drop_pending:
-            drop_pending_packages(pipeline)
+            recovery.drop_pending_packages(pipeline)
         return run_load(pipeline, source, full_refresh=full_refresh,
                         file_format=target.file_format, location=target.location)
-
-
-def pending_packages(pipeline: dlt.Pipeline) -> list[str]:
-    """The load ids of the packages an earlier run left pending, oldest first."""
-    return sorted([*pipeline.list_extracted_load_packages(),
-                   *pipeline.list_normalized_load_packages()])
-
-
-def drop_pending_packages(pipeline: dlt.Pipeline) -> list[str]:
-    """Drop the packages left pending and restore the local state to before them (their
-    incremental marks were never committed to the destination), so that the next extract
-    fetches their data again. Returns the dropped load ids."""
-    pending = pending_packages(pipeline)
-    if pending:
-        pipeline.abort_packages()
-        log.warning("dropped %d load package(s) left pending (%s); their data is fetched "
-                    "again", len(pending), ", ".join(pending))
-    return pending
-
-
-@contextmanager
-def _no_empty_file_left(target: Target) -> Iterator[None]:
-    """A load that fails before it writes anything (a wrong key, an unreachable API) removes
-    the DuckDB file it created by connecting: an empty file would look like a load happened."""
-    path = target.local_files if target.destination == "duckdb" else None
-    created = path is not None and not path.exists()
-    try:
-        yield
-    except BaseException:
-        if created and path is not None and _without_tables(path):
-            for leftover in (path, path.with_name(f"{path.name}.wal")):
-                leftover.unlink(missing_ok=True)
-        raise
-
-
-def _without_tables(path: Path) -> bool:
-    """The file holds no table (a file that cannot be opened is kept: it is not ours to judge,
-    and the load's own error is the one to show)."""
-    if not path.is_file():
-        return False
-    try:
-        with duckdb.connect(str(path), read_only=True) as con:
-            (tables,), = con.execute("select count(*) from information_schema.tables").fetchall()
-    except duckdb.Error:
-        return False
-    return not tables
 
 
 def pipeline_lock(target: Target, *, wait_s: float = 0.0) -> AbstractContextManager[None]:
@@ -173,7 +126,7 @@ def _finish_pending(pipeline: dlt.Pipeline) -> None:
     """Load what an earlier run left pending before extracting anything new. If it fails again
     for a reason other than a lock or a configuration error, it will fail every time: say
     which package, and the way out."""
-    pending = pending_packages(pipeline)
+    pending = recovery.pending_packages(pipeline)
     log.warning("finishing a load package left pending by an earlier run")
     try:
         _with_lock_retries(pipeline, lambda: (pipeline.normalize(), pipeline.load()))

@@ -16,7 +16,7 @@ import dlt
 import duckdb
 from dlt.pipeline.exceptions import CannotRestorePipelineException
 
-from onepin_etl import analysis, lock
+from onepin_etl import analysis, lock, recovery
 from onepin_etl.destinations import Target
 from onepin_source.errors import ConfigError
 
@@ -101,8 +101,7 @@ def collect(target: Target) -> PipelineStatus:
         last_run=_last_run(pipeline), newest_run_at=newest_run_at,
         open_runs=sum(len(w.get("open") or {}) for w in workflows.values()),
         workflows_tracked=len(workflows),
-        pending_packages=[*pipeline.list_extracted_load_packages(),
-                          *pipeline.list_normalized_load_packages()],
+        pending_packages=recovery.pending_packages(pipeline),
         lock_holder=next((h for h in holders if h is not None), None))
 
 
