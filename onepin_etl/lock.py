@@ -58,25 +58,24 @@ def held(paths: list[Path], pipeline_name: str, *, wait_s: float = 0.0) -> Itera
     deadline = time.monotonic() + wait_s
     with ExitStack() as stack:
         for path in paths:
-            stack.enter_context(_held(path, pipeline_name, deadline))
+            stack.enter_context(_held(path, pipeline_name, deadline, wait_s))
         yield
 
 
 @contextmanager
-def _held(path: Path, pipeline_name: str, deadline: float) -> Iterator[None]:
+def _held(path: Path, pipeline_name: str, deadline: float, wait_s: float) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+", encoding="utf-8") as file:
         told = False
         while not _try_lock(file):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise LoadLockedError(_locked_message(path, pipeline_name, read_holder(path)))
-            if not told:  # --wait says what it is waiting for, once
+            if wait_s > 0 and not told:  # --wait says what it is waiting for, once
                 holder = read_holder(path)
-                log.warning("waiting up to %.3g s for %s, which %s holds", left,
+                log.warning("waiting up to %g s (--wait) for %s, which %s holds", wait_s,
                             _what(path, pipeline_name, holder),
                             holder.describe() if holder else "another process")
                 told = True
+            if time.monotonic() >= deadline:
+                raise LoadLockedError(_locked_message(path, pipeline_name, read_holder(path)))
             time.sleep(POLL_S)
         _write_holder(file, pipeline_name)
         try:

@@ -157,7 +157,7 @@ def test_wait_says_what_it_waits_for_and_a_pipeline_lock_names_pipeline_name(
                                          "destination at the same time, give it its own "
                                          "--pipeline-name")
     assert [r.getMessage() for r in caplog.records] == [
-        f"waiting up to 0.5 s for pipeline 'onepin', which {holder.describe()} holds"]
+        f"waiting up to 0.5 s (--wait) for pipeline 'onepin', which {holder.describe()} holds"]
 
 
 @pytest.mark.parametrize("env", [{"key": "op_live_" + "x" * 32},
