@@ -59,6 +59,18 @@ def main(debug: bool) -> None:
     and report on them."""
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    dlt_log = logging.getLogger("dlt")
+    if not debug and not any(isinstance(f, _LoadJobTracebacks) for f in dlt_log.filters):
+        dlt_log.addFilter(_LoadJobTracebacks())
+
+
+class _LoadJobTracebacks(logging.Filter):
+    """Drops dlt's ERROR records of failed load jobs: each carries a traceback (one constraint
+    error made ~500 lines), and the command's one-line error names the same cause (``--debug``
+    keeps them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno >= logging.ERROR and record.filename == "load.py")
 
 
 _DESTINATION_HELP = ("duckdb, parquet, ducklake or postgres (shared destinations are configured "
