@@ -51,6 +51,8 @@ test-slow: install  ## the full fault and SIGKILL crash matrices, a quick benchm
 
 bench: install install-shared  ## the benchmarks (~25 min; not part of the tests): README "Performance", "Shared destinations"
 	$(PY) -m bench.run
+	$(PY) -m bench.limits
+	$(PY) -m bench.resume
 	$(VENV_SHARED)/bin/python -m bench.shards
 
 clean:

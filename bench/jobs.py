@@ -44,14 +44,17 @@ def jobs() -> None:
 @click.option("--concurrency", type=int, required=True)
 @click.option("--legacy", is_flag=True,
               help="The earlier incremental algorithm (detect_changes=False), to compare with.")
-def project(duckdb_file: str, pipelines_dir: str, concurrency: int, legacy: bool) -> None:
+@click.option("--max-requests-per-minute", type=int)
+def project(duckdb_file: str, pipelines_dir: str, concurrency: int, legacy: bool,
+            max_requests_per_minute: int | None) -> None:
     """``onepin-etl load``'s code, ``onepin_etl.load`` (ONEPIN_BASE_URL / ONEPIN_API_KEY from the
     environment)."""
     from onepin_etl import Target, load
-
+    budget: dict[str, Any] = {"max_requests_per_minute": max_requests_per_minute} \
+        if max_requests_per_minute else {}
     started = time.perf_counter()
     load(Target(duckdb_path=duckdb_file, pipelines_dir=pipelines_dir), concurrency=concurrency,
-         detect_changes=not legacy)
+         detect_changes=not legacy, **budget)
     _report(started, rows=_counts(duckdb_file))
 
 

@@ -74,10 +74,12 @@ def _serve(world: dict[str, Any], faults: dict[str, Any], ready: Any) -> None:
 
 
 @contextmanager
-def simulator_process(world: WorldConfig, latency_ms: float) -> Iterator[tuple[str, str]]:
+def simulator_process(world: WorldConfig, latency_ms: float,
+                      faults: dict[str, Any] | None = None) -> Iterator[tuple[str, str]]:
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Queue()
-    process = ctx.Process(target=_serve, args=(asdict(world), {"latency_ms": latency_ms}, ready),
+    process = ctx.Process(target=_serve, args=(asdict(world), {"latency_ms": latency_ms,
+                                                               **(faults or {})}, ready),
                           daemon=True)
     process.start()
     try:

@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from onepin_etl import remote
+from onepin_etl import comments, remote
 from onepin_etl.analysis_sql import LATEST_BY_ID, LATEST_STEPS, VIEWS
 from onepin_etl.settings import DEFAULT_DATASET
 from onepin_source.errors import ConfigError
@@ -94,8 +94,9 @@ def create_views(con: duckdb.DuckDBPyConnection, tables: dict[str, str], *,
 
 def persist_views(con: duckdb.DuckDBPyConnection, dataset: str) -> None:
     """Create (or replace) the views inside a loaded DuckDB dataset or DuckLake for analysts'
-    SQL."""
+    SQL, and comment every table, view and column (:mod:`onepin_etl.comments`)."""
     create_views(con, dataset_tables(dataset), schema=f'"{dataset}"')
+    comments.comment_duckdb(con, dataset)
 
 
 @contextmanager

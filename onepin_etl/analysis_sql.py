@@ -19,7 +19,18 @@ Definitions (docs/architecture.md, matching Onepin's Runs Summary):
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from onepin_source.settings import TERMINAL_RUN_STATUSES
+
+
+class ViewDoc(NamedTuple):
+    """What a view is for and what each of its columns means (the data dictionary, the
+    comments in the destinations: :mod:`onepin_etl.descriptions`)."""
+
+    description: str
+    columns: dict[str, str]
+
 
 _TERMINAL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_RUN_STATUSES))
 
@@ -32,6 +43,29 @@ from {steps} s
 left join {runs} r on r.id = s.run_id
 left join {workflows} w on w.id = s.workflow_id
 """
+
+STEP_DURATIONS_DOC = ViewDoc(
+    "One row per step (node execution attempt) with its run and workflow: the base of the "
+    "other views.", {
+        "step_id": "Step id (run_steps.id).",
+        "workflow_id": "The step's workflow (workflows.id).",
+        "workflow_name": "The workflow's name.",
+        "run_id": "The step's run (runs.id).",
+        "run_number": "The run's number within its workflow.",
+        "run_status": "The run's status (pending, running, paused, completed, failed, "
+                      "cancelled).",
+        "run_created_at": "When the run was created (UTC): the time the trend views group by.",
+        "node_id": "The node of the workflow graph this step executed.",
+        "node_type": "The node's type.",
+        "node_display_name": "The node's name in the run's definition snapshot.",
+        "iteration": "Attempt number of the node within the run, from 1.",
+        "status": "Step status (completed, failed, cancelled, running, pending, ...).",
+        "started_at": "When the step started (UTC).",
+        "completed_at": "When the step ended (UTC); null while it runs.",
+        "duration_ms": "completed_at - started_at in milliseconds; null until the step ended.",
+        "is_retry": "True when iteration > 1: the node had run before in this run.",
+        "error": "The step's error message; null unless it failed.",
+    })
 
 _STATS = """
 with steps as (select * from {step_durations}),
@@ -88,6 +122,39 @@ NODE_STATS = _stats(["workflow_id", "node_id"],
                      "max(s.node_display_name) as node_display_name"])
 NODE_TYPE_STATS = _stats(["node_type"], [])
 
+_STATS_COLUMNS = {
+    "executions": "Steps (execution attempts), any status.",
+    "completed": "Steps that completed.",
+    "failed": "Steps that failed.",
+    "cancelled": "Steps cancelled (reported, not counted in failure_rate).",
+    "failure_rate": "failed / (completed + failed), 0 to 1; null without such steps.",
+    "p50_ms": "Median duration_ms of completed steps (interpolated).",
+    "p90_ms": "90th percentile duration_ms of completed steps (interpolated).",
+    "p95_ms": "95th percentile duration_ms of completed steps (interpolated).",
+    "p99_ms": "99th percentile duration_ms of completed steps (interpolated).",
+    "mean_ms": "Mean duration_ms of completed steps.",
+    "max_ms": "Longest duration_ms of a completed step.",
+    "retries": "Steps with iteration > 1 (retries), any status.",
+    "flaky": "Runs in which a node failed and a later iteration of it completed.",
+    "last_failure_at": "When the latest failed step ended (or started, if it has no end), UTC.",
+    "top_error": "The most frequent error message (ties: the first alphabetically).",
+}
+
+NODE_STATS_DOC = ViewDoc(
+    "Per node of each workflow: executions by status, failure rate, duration percentiles of "
+    "completed steps, retries, flaky runs and the most frequent error.", {
+        "workflow_id": "The workflow (workflows.id).",
+        "node_id": "The node of the workflow graph.",
+        "workflow_name": "The workflow's name.",
+        "node_type": "The node's type.",
+        "node_display_name": "The node's name.",
+        **_STATS_COLUMNS,
+    })
+
+NODE_TYPE_STATS_DOC = ViewDoc(
+    "Per node type across all workflows: the same measures as node_stats.",
+    {"node_type": "The node type.", **_STATS_COLUMNS})
+
 WORKFLOW_SUMMARY = """
 select r.workflow_id, max(w.name) as workflow_name,
        count(*) as total_runs,
@@ -109,6 +176,31 @@ select r.workflow_id, max(w.name) as workflow_name,
 from {runs} r left join {workflows} w on w.id = r.workflow_id
 group by r.workflow_id
 """
+
+_RUN_RATES = {
+    "completed": "Runs completed.",
+    "failed": "Runs failed.",
+    "cancelled": "Runs cancelled (not counted in pass_rate).",
+    "pass_rate": "completed / (completed + failed), 0 to 1; null without such runs (Onepin's "
+                 "Runs Summary).",
+    "p50_active_ms": "Median active_duration_ms (paused time excluded) of completed runs.",
+    "p95_active_ms": "95th percentile active_duration_ms of completed runs.",
+}
+
+WORKFLOW_SUMMARY_DOC = ViewDoc(
+    "Per workflow: runs by status, pass rate and active run durations (Onepin's Runs "
+    "Summary).", {
+        "workflow_id": "The workflow (workflows.id).",
+        "workflow_name": "The workflow's name.",
+        "total_runs": "Runs loaded, any status.",
+        **_RUN_RATES,
+        "pending": "Runs pending (queued, not started).",
+        "running": "Runs running.",
+        "paused": "Runs paused.",
+        "average_duration_seconds": "Mean active duration (duration - paused) of completed "
+                                    "runs, in seconds.",
+        "last_run_at": "When the newest run was created (UTC).",
+    })
 
 WORKFLOW_DAILY = """
 with daily_steps as (
@@ -139,6 +231,19 @@ left join daily_steps d
 group by r.workflow_id, cast(timezone('UTC', r.created_at) as date)
 """.replace("_TERMINAL_", _TERMINAL)
 
+WORKFLOW_DAILY_DOC = ViewDoc(
+    "Per workflow per UTC day of run creation: runs by status, pass rate, active durations "
+    "and steps.", {
+        "workflow_id": "The workflow (workflows.id).",
+        "workflow_name": "The workflow's name.",
+        "day": "The UTC day the runs were created.",
+        "runs": "Runs created that day, any status.",
+        **_RUN_RATES,
+        "open": "Runs still open (pending, running or paused).",
+        "steps": "Steps of that day's runs.",
+        "failed_steps": "Failed steps of that day's runs.",
+    })
+
 # In dependency order: later views read earlier ones.
 VIEWS: dict[str, str] = {
     "step_durations": STEP_DURATIONS,
@@ -146,6 +251,14 @@ VIEWS: dict[str, str] = {
     "node_type_stats": NODE_TYPE_STATS,
     "workflow_summary": WORKFLOW_SUMMARY,
     "workflow_daily": WORKFLOW_DAILY,
+}
+
+VIEW_DOCS: dict[str, ViewDoc] = {
+    "step_durations": STEP_DURATIONS_DOC,
+    "node_stats": NODE_STATS_DOC,
+    "node_type_stats": NODE_TYPE_STATS_DOC,
+    "workflow_summary": WORKFLOW_SUMMARY_DOC,
+    "workflow_daily": WORKFLOW_DAILY_DOC,
 }
 
 LATEST_BY_ID = """

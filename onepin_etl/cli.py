@@ -25,6 +25,7 @@ from onepin_etl.settings import (
     DEFAULT_DUCKDB_PATH,
     DEFAULT_PARQUET_DIR,
     DEFAULT_PIPELINE_NAME,
+    DOCTOR_MAX_REQUESTS,
 )
 from onepin_source.errors import OnepinError
 from onepin_source.settings import DEFAULT_CONCURRENCY, DEFAULT_LOOKBACK_MINUTES, MAX_CONCURRENCY
@@ -136,7 +137,11 @@ PIPELINES_DIR_HELP = ("dlt's working folder (default: dlt's, ~/.dlt/pipelines, o
               show_default=True, help="Re-list runs created this long before the mark.")
 @click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY),
               default=DEFAULT_CONCURRENCY, show_default=True,
-              help="Requests in flight at most (a 429 lowers it for every worker).")
+              help="Requests in flight at most, a hard cap (the limiter starts at 8, rises "
+                   "while answers stay fast, and falls on 429s or slower answers).")
+@click.option("--max-requests-per-minute", type=click.IntRange(min=1), metavar="N",
+              help="Never more than N requests in any 60 s (a key shared with other users; "
+                   "also max_requests_per_minute in [sources.onepin]).")
 @click.option("--row-format", type=click.Choice(["arrow", "dicts"]), default="arrow",
               show_default=True, help="arrow: fast path; dicts: dlt's plain rows (same tables).")
 @click.option("--progress", type=click.Choice(["log", "tqdm", "enlighten", "alive_progress"]),
@@ -149,32 +154,57 @@ PIPELINES_DIR_HELP = ("dlt's working folder (default: dlt's, ~/.dlt/pipelines, o
               metavar="SECONDS",
               help="If another load of this pipeline is running, wait this long for it, then "
                    "exit 7.")
+@click.option("--max-duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Start no new work after this long: commit what was fetched, exit 0; the "
+                   "next load continues (config: max_duration).")
 @shard_option
 @user_errors
 def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
          workflows: tuple[str, ...], runs: tuple[str, ...], since: str | None,
          no_results: bool, full_refresh: bool, drop_pending: bool, lookback_minutes: int,
-         concurrency: int,
-         row_format: str, progress: str | None, pipeline_name: str | None,
-         pipelines_dir: str | None, wait_s: float, shard: str | None) -> None:
-    """Load workflows, runs and run steps incrementally."""
+         concurrency: int, max_requests_per_minute: int | None, row_format: str,
+         progress: str | None, pipeline_name: str | None, pipelines_dir: str | None,
+         wait_s: float, max_duration: float | None, shard: str | None) -> None:
+    """Load workflows, runs and run steps incrementally, committed in pieces."""
+    from collections import Counter
+
     from onepin_etl.destinations import Target
     from onepin_etl.pipeline import load as run
+    from onepin_source.pieces import Pieces
 
     target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir,
                     shard)
-    info = run(target, full_refresh=full_refresh, progress=progress, wait_s=wait_s,
-               drop_pending=drop_pending, workflow_ids=list(workflows) or None,
-               runs=list(runs) or None, since=since,
-               include_result=not no_results, lookback_minutes=lookback_minutes,
-               concurrency=concurrency, row_format=row_format)
-    trace = info.pipeline.last_trace  # type: ignore[attr-defined]
-    normalized = trace.last_normalize_info if trace else None
-    counts = normalized.row_counts if normalized else {}
+    counts: Counter[str] = Counter()  # rows per table, summed over the load's pieces
+    packages: list[str] = []
+    plans: list[Pieces] = []
+
+    def piece_done(info: Any, plan: Pieces) -> None:
+        trace = info.pipeline.last_trace
+        normalized = trace.last_normalize_info if trace else None
+        counts.update(normalized.row_counts if normalized else {})
+        packages.extend(info.loads_ids)
+        plans[:] = [plan]
+        if not plan.finished and not plan.time_is_up():
+            err.out(f"committed {plan.describe()}", highlight=False)
+
+    options: dict[str, Any] = {}  # else [sources.onepin]'s, if set
+    if max_duration is not None:
+        options["max_duration"] = max_duration
+    if max_requests_per_minute:
+        options["max_requests_per_minute"] = max_requests_per_minute
+    run(target, full_refresh=full_refresh, progress=progress, wait_s=wait_s,
+        drop_pending=drop_pending, on_piece=piece_done, workflow_ids=list(workflows) or None,
+        runs=list(runs) or None, since=since, include_result=not no_results,
+        lookback_minutes=lookback_minutes, concurrency=concurrency, row_format=row_format,
+        **options)
     rows = ", ".join(f"{counts.get(t, 0)} {t}" for t in ("workflows", "runs", "run_steps"))
     of_shard = f" (shard {shard})" if shard else ""
     out.print(f"Loaded {rows}{of_shard} into {target.location} (dataset {dataset}); "
-              f"{len(info.loads_ids)} load package(s).")
+              f"{len(packages)} load package(s).")
+    if plans and not plans[0].finished:
+        workflows_left, runs_left = plans[0].left()
+        out.print(f"Time is up after {plans[0].elapsed_s():.0f} s: {workflows_left} workflows "
+                  f"(~{runs_left} runs) remaining; the next load continues.")
 
 
 @main.command()
@@ -269,18 +299,33 @@ def _html_report(target: Target, filters: Any, top: int, output: str | None,
 @click.option("--as-of", metavar="ISO8601", help="Judge as of this time (default: now).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
+@click.option("--notify", "notify_url", metavar="URL",
+              help="Webhook to POST to when the verdict changes (or ONEPIN_NOTIFY_URL, or "
+                   "[notify] url in .dlt/secrets.toml); never printed.")
+@click.option("--notify-always", is_flag=True,
+              help="Post on every failing check, not only on a change.")
+@click.option("--notify-timeout", type=click.FloatRange(min=0.1), default=10.0,
+              show_default=True, metavar="SECONDS",
+              help="How long the 3 attempts of a post may wait for the webhook, together.")
+@click.option("--pipeline-name", help="dlt pipeline name (where the last verdict is kept).")
+@click.option("--pipelines-dir", type=click.Path(file_okay=False),
+              help="dlt's working folder (where the last verdict is kept).")
 @user_errors
 def check(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
           workflows: tuple[str, ...], by: str, window: str, baseline: str,
           max_failure_rate: float | None, max_p95_seconds: float | None, max_age: str | None,
           min_executions: int, min_failures: int, confidence: float, p95_factor: float,
-          no_regressions: bool, allow_empty: bool, as_of: str | None, fmt: str) -> None:
+          no_regressions: bool, allow_empty: bool, as_of: str | None, fmt: str,
+          notify_url: str | None, notify_always: bool, notify_timeout: float,
+          pipeline_name: str | None, pipelines_dir: str | None) -> None:
     """Health checks after a load: thresholds, freshness, regressions. Exit 6 on a failure."""
     from datetime import UTC, datetime
 
-    from onepin_etl import analysis, health
+    from onepin_etl import analysis, health, notify
     from onepin_etl.errors import CheckFailedError
     from onepin_source.config import parse_since, validate_uuid
+
+    webhook = notify.resolve_url(notify_url)
 
     config = health.CheckConfig(
         as_of=parse_since(as_of) or datetime.now(UTC), window=health.parse_duration(window),
@@ -309,6 +354,13 @@ def check(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
         out.out(f"{verdict}: {result.groups_checked} {by}s with steps in the last {window}, "
                 f"{result.steps_recent} recent and {result.steps_baseline} baseline steps; "
                 f"newest run {newest}", highlight=False)
+    if webhook:
+        target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name,
+                        pipelines_dir)
+        sent = notify.send_if_changed(webhook, target, result, as_of=config.as_of,
+                                      always=notify_always, timeout_s=notify_timeout)
+        if sent:
+            err.out(sent, highlight=False)
     if not result.healthy:
         raise CheckFailedError(f"{len(result.findings)} health check(s) failed")
 
@@ -372,11 +424,54 @@ def status(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
         ("newest run loaded", f"{found.newest_run_at:%Y-%m-%d %H:%M:%S} UTC"
          if found.newest_run_at else "none"),
         ("open runs tracked", f"{found.open_runs} in {found.workflows_tracked} workflows"),
+        ("last checkpoint", _checkpoint(found.checkpoint, found.lock_holder is not None)),
         ("pending packages", ", ".join(found.pending_packages) or "none"),
-        ("lock", f"held by {found.lock_holder.describe()}" if found.lock_holder else "free"),
+        ("lock", f"held by {found.lock_holder.describe()} (a load in progress)"
+         if found.lock_holder else "free"),
     ]
     for label, value in lines:
         out.out(f"{label:>20}: {value}", highlight=False)
+
+
+def _checkpoint(checkpoint: dict[str, int] | None, running: bool) -> str:
+    """The last piece a load committed (extracted, when its package is still pending)."""
+    if not checkpoint:
+        return "none"
+    left = checkpoint["workflows_left"]
+    line = f"piece {checkpoint['piece']} of the {'current' if running else 'last'} load; "
+    if not left:
+        return line + "nothing left"
+    return line + (f"{left} workflows (~{checkpoint['runs_left']} runs) left"
+                   + ("" if running else "; the next load continues"))
+
+
+@main.command()
+@target_options
+@click.option("--pipeline-name", help="dlt pipeline name (as given to load).")
+@click.option("--pipelines-dir", type=click.Path(file_okay=False),
+              help="dlt's working folder (as given to load).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json: the stable schema of docs/doctor.md.")
+@click.option("--max-requests", type=click.IntRange(min=1), default=DOCTOR_MAX_REQUESTS,
+              show_default=True,
+              help="API requests at most (none is retried).")
+@user_errors
+def doctor(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
+           pipeline_name: str | None, pipelines_dir: str | None, fmt: str,
+           max_requests: int) -> None:
+    """Check configuration, API, API contract and destination in one read-only pass. Exit 0 when
+    a load can start, else 2 configuration, 3 authentication, 4 API, 5 destination."""
+    from onepin_etl import doctor as checkup
+    from onepin_etl.doctor.render import lines
+
+    found = checkup.run(Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name,
+                               pipelines_dir), max_requests=max_requests)
+    if fmt == "json":
+        out.out(json.dumps(found.as_dict(), indent=2, ensure_ascii=False), highlight=False)
+    else:
+        for line in lines(found):
+            out.out(line, highlight=False)
+    sys.exit(found.exit_code)
 
 
 @main.command()
@@ -432,6 +527,24 @@ def sql(destination: str, duckdb_path: str, parquet_dir: str, dataset: str, quer
 
 
 @main.command()
+@target_options
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown",
+              show_default=True)
+@user_errors
+def schema(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
+           fmt: str) -> None:
+    """The data dictionary of the loaded data: each table and view, each column, its type and
+    what it means (docs/data-dictionary.md)."""
+    from onepin_etl import analysis
+    from onepin_etl import schema as dictionary
+
+    with analysis.connect(**_where(destination, duckdb_path, parquet_dir, dataset)) as con:
+        relations = dictionary.read(con, dataset)
+    click.echo(dictionary.to_json(relations) if fmt == "json"
+               else dictionary.to_markdown(relations, dataset))
+
+
+@main.command()
 @click.option("--out-dir", type=click.Path(file_okay=False), default="demo_output",
               show_default=True, help="Where the demo's DuckDB file and dlt state go.")
 @user_errors
@@ -462,6 +575,10 @@ def demo(out_dir: str) -> None:
               help="Requests per key per window (0 = unlimited).")
 @click.option("--rate-window", type=int, default=60, show_default=True,
               help="Length of the rate-limit window in seconds.")
+@click.option("--rate-sliding", is_flag=True,
+              help="A sliding rate-limit window (any --rate-window seconds), not a fixed one.")
+@click.option("--rate-limit-headers", is_flag=True,
+              help="Send X-RateLimit-* and RateLimit/RateLimit-Policy headers with the quota.")
 @click.option("--share-5xx", type=float, default=0.0, show_default=True)
 @click.option("--share-malformed", type=float, default=0.0, show_default=True)
 @click.option("--share-dropped", type=float, default=0.0, show_default=True)
@@ -470,7 +587,8 @@ def demo(out_dir: str) -> None:
 @click.option("--fault-seed", type=int, default=0, show_default=True)
 def sim(host: str, port: int, seed: int, workflows: int, runs: int, nodes: int,
         run_interval: int, latency_ms: float, jitter_ms: float, share_429: float,
-        retry_after: int, rate_limit: int, rate_window: int, share_5xx: float,
+        retry_after: int, rate_limit: int, rate_window: int, rate_sliding: bool,
+        rate_limit_headers: bool, share_5xx: float,
         share_malformed: float, share_dropped: float, odd_steps: float,
         fault_seed: int) -> None:
     """Serve the Onepin API simulator until interrupted."""
@@ -478,7 +596,8 @@ def sim(host: str, port: int, seed: int, workflows: int, runs: int, nodes: int,
 
     faults = FaultConfig(latency_ms=latency_ms, jitter_ms=jitter_ms, share_429=share_429,
                          retry_after_s=retry_after, rate_limit_per_min=rate_limit,
-                         rate_window_s=rate_window,
+                         rate_window_s=rate_window, rate_sliding=rate_sliding,
+                         rate_limit_headers=rate_limit_headers,
                          share_5xx=share_5xx, share_malformed=share_malformed,
                          share_dropped=share_dropped, odd_steps=odd_steps, seed=fault_seed)
     simulator = Simulator(WorldConfig(seed, workflows, runs, nodes, run_interval), faults,

@@ -10,6 +10,7 @@ checks from ``onepin-etl check``'s rules; each table cell carries its raw value 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ import duckdb
 import jinja2
 import pandas as pd
 
-from onepin_etl import analysis, charts, health
+from onepin_etl import analysis, charts, descriptions, health
 from onepin_etl.destinations import Target
 from onepin_etl.report import cell_text
 from onepin_etl.status import completed_loads
@@ -36,6 +37,7 @@ class Table:
     title: str
     columns: list[str]
     rows: list[list[tuple[str, str]]]
+    tips: list[str]  # each column's meaning (a header's tooltip), "" if it has none
 
 
 def build_page(target: Target, *, top: int = 10, filters: analysis.Filters | None = None,
@@ -75,7 +77,13 @@ def table_of(name: str, frame: pd.DataFrame) -> Table:
     rows = [[(_raw(value), cell_text(column, value)) for column, value in zip(frame.columns, row,
                                                                          strict=True)]
             for row in frame.itertuples(index=False)]
-    return Table(name, question.title, [str(c) for c in frame.columns], rows)
+    columns = [str(c) for c in frame.columns]
+    view = _FROM_VIEW.search(question.sql)
+    tips = [descriptions.view_column(view[1], c) if view else "" for c in columns]
+    return Table(name, question.title, columns, rows, tips)
+
+
+_FROM_VIEW = re.compile(r"\bfrom (\w+)")  # the view a question reads
 
 
 def _raw(value: Any) -> str:

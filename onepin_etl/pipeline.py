@@ -17,7 +17,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -35,13 +35,18 @@ from onepin_etl.settings import LOAD_GC_THRESHOLD, LOCK_RETRIES, LOCK_RETRY_WAIT
 from onepin_source import onepin
 from onepin_source.dlt_internals import ARROW_ROW_IDS_CONFIG
 from onepin_source.errors import OnepinError
+from onepin_source.pieces import Pieces, pieces_of
 
 log = logging.getLogger(__name__)
 _configured = threading.Event()
 
 
+PieceDone = Callable[[LoadInfo, Pieces], None]
+
+
 def load(target: Target | None = None, *, full_refresh: bool = False, progress: str | None = None,
-         wait_s: float = 0.0, drop_pending: bool = False, **source_options: Any) -> LoadInfo:
+         wait_s: float = 0.0, drop_pending: bool = False, on_piece: PieceDone | None = None,
+         **source_options: Any) -> LoadInfo:
     """Load Onepin into ``target`` (default: ``onepin_etl.duckdb``) incrementally.
 
     One load per pipeline at a time: if another holds the pipeline's lock, wait up to
@@ -49,8 +54,9 @@ def load(target: Target | None = None, *, full_refresh: bool = False, progress: 
     ``drop_pending`` first drops the load packages an earlier run left pending (dlt's
     ``abort_packages``: the local state goes back to before them, so their data is fetched
     again). ``source_options`` are :func:`onepin_source.onepin`'s (``workflow_ids``, ``runs``,
-    ``since``, ``concurrency``, ...); the key and base URL come from dlt's config or the
-    environment.
+    ``since``, ``concurrency``, ``max_duration``, ...); the key and base URL come from dlt's
+    config or the environment. The load commits in pieces (:func:`run_load`); ``on_piece``
+    hears of each.
     """
     target = target or Target()
     target.check()
@@ -65,7 +71,8 @@ def load(target: Target | None = None, *, full_refresh: bool = False, progress: 
         if drop_pending:
             recovery.drop_pending_packages(pipeline)
         return run_load(pipeline, source, full_refresh=full_refresh,
-                        file_format=target.file_format, location=target.location)
+                        file_format=target.file_format, location=target.location,
+                        on_piece=on_piece)
 
 
 def pipeline_lock(target: Target, *, wait_s: float = 0.0) -> AbstractContextManager[None]:
@@ -100,26 +107,46 @@ def configure_dlt() -> None:
 
 
 def run_load(pipeline: dlt.Pipeline, source: Any, *, full_refresh: bool = False,
-             file_format: str | None = None, location: str | None = None) -> LoadInfo:
+             file_format: str | None = None, location: str | None = None,
+             on_piece: PieceDone | None = None) -> LoadInfo:
     """Finish any pending package, then extract, normalize and load ``source``. ``location``
-    names the destination in errors (never a secret: :attr:`Target.location`)."""
+    names the destination in errors (never a secret: :attr:`Target.location`).
+
+    An ``onepin`` source is run piece after piece (:mod:`onepin_source.pieces`), each piece a
+    package with its state, until no workflow is left or its time box is up; ``on_piece`` is
+    called after each. The returned :class:`LoadInfo` is the last piece's."""
     options: dict[str, Any] = {"loader_file_format": file_format}
     if full_refresh:
         options["refresh"] = "drop_sources"
     try:
         with fewer_gc_passes():
-            return _run(pipeline, source, options)
+            return _run(pipeline, source, options, on_piece)
     except PipelineStepFailed as exc:
         raise _translate(exc, _kind(pipeline), location) from None
 
 
-def _run(pipeline: dlt.Pipeline, source: Any, options: dict[str, Any]) -> LoadInfo:
+def _run(pipeline: dlt.Pipeline, source: Any, options: dict[str, Any],
+         on_piece: PieceDone | None) -> LoadInfo:
     if pipeline.has_pending_data:
         _finish_pending(pipeline)
-    info: LoadInfo = _with_lock_retries(
-        pipeline, lambda: pipeline.run(source, **options), resume=lambda: pipeline.load())
-    create_views(pipeline)
-    return info
+    plan = pieces_of(source)
+    if plan is not None:
+        plan.checkpoints = True
+    while True:
+        info: LoadInfo = _with_lock_retries(
+            pipeline, lambda: pipeline.run(source, **options), resume=lambda: pipeline.load())
+        if plan is None:
+            create_views(pipeline)
+            return info
+        done = plan.finished or plan.time_is_up()
+        if done or plan.pieces == 1:
+            create_views(pipeline)  # analysts see the first piece of a long load, then all
+        if on_piece is not None:
+            on_piece(info, plan)
+        if done:
+            return info
+        log.info("committed %s", plan.describe())
+        options.pop("refresh", None)  # a full refresh drops the tables before the first piece
 
 
 def _finish_pending(pipeline: dlt.Pipeline) -> None:

@@ -13,10 +13,9 @@ from typing import Any
 import sqlglot
 from sqlglot.errors import ErrorLevel
 
+from onepin_etl import comments
 from onepin_etl.analysis import dataset_tables, view_definitions
-
-# Views of two shards are created in one transaction each, one shard after the other.
-_ADVISORY_LOCK = 0x6F6E6570  # "onep"
+from onepin_etl.postgres_ddl import lock_ddl
 
 
 def statements(dataset: str) -> list[str]:
@@ -34,8 +33,9 @@ def statements(dataset: str) -> list[str]:
 
 def persist(sql_client: Any, dataset: str) -> None:
     """(Re)create the views through dlt's PostgreSQL client, in one transaction that waits for
-    any other loader doing the same."""
+    any other loader's DDL (views of two shards are created one shard after the other)."""
     with sql_client.begin_transaction():
-        sql_client.execute_sql(f"select pg_advisory_xact_lock({_ADVISORY_LOCK})")
+        lock_ddl(sql_client)
         for statement in statements(dataset):
             sql_client.execute_sql(statement)
+        comments.comment_postgres(sql_client, dataset)  # views re-created lost theirs

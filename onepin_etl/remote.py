@@ -57,6 +57,10 @@ def factory(destination: str, *, staging_layout: str | None = None, **params: An
     if staging_layout:
         params["staging_dataset_name_layout"] = staging_layout
     duckdb_extensions.configure_dlt()
+    if destination == "postgres":  # concurrent shards create tables and columns one at a time
+        from onepin_etl.postgres_ddl import SerializedDdlPostgres
+
+        return SerializedDdlPostgres(**params)
     return Destination.from_reference(destination, **params)
 
 

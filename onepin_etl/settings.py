@@ -15,3 +15,6 @@ LOCK_RETRY_WAIT_S = 2.0
 # dicts and lists alive until it is written, so they are scanned again and again: 1.6 s of a
 # 1M-step load. Every 20,000 allocations: 0.07 s; every 100,000: 0.03 s (README Performance).
 LOAD_GC_THRESHOLD = 50_000
+# onepin-etl doctor's request budget: a full pass makes 11 (3 whoami for the latency, the
+# workflow list, 3 run lists and 3 steps lists of the sample, runs/summary), well inside any quota.
+DOCTOR_MAX_REQUESTS = 25

@@ -2,8 +2,9 @@
 
 Nothing here is bookkeeping of ours: completed loads come from the destination's ``_dlt_loads``,
 the last run's timing, outcome and row counts from dlt's trace in the working folder, open runs
-from the source's incremental state, pending packages from dlt's package storage, and the lock
-from the lock file (:mod:`onepin_etl.lock`). Reading takes no lock.
+and the last checkpoint of a load in pieces from the source's incremental state, pending packages
+from dlt's package storage, and the lock from the lock file (:mod:`onepin_etl.lock`). Reading
+takes no lock.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class PipelineStatus:
     newest_run_at: datetime | None
     open_runs: int
     workflows_tracked: int
+    checkpoint: dict[str, int] | None  # the last piece extracted: piece, workflows/runs left
     pending_packages: list[str]
     lock_holder: lock.Holder | None
 
@@ -71,7 +73,7 @@ class PipelineStatus:
                 "seconds": run.seconds, "failed_step": run.failed_step, "error": run.error,
                 "load_ids": run.load_ids},
             "newest_run_at": _iso(self.newest_run_at), "open_runs": self.open_runs,
-            "workflows_tracked": self.workflows_tracked,
+            "workflows_tracked": self.workflows_tracked, "checkpoint": self.checkpoint,
             "pending_packages": self.pending_packages,
             "lock": None if self.lock_holder is None else self.lock_holder.__dict__,
         }
@@ -89,8 +91,8 @@ def collect(target: Target) -> PipelineStatus:
         raise ConfigError(f"no pipeline {target.name!r} in {target.working_dir}: nothing has "
                           "been loaded with it yet (or pass --pipeline-name / --pipelines-dir)"
                           ) from None
-    workflows = (pipeline.state.get("sources", {}).get("onepin", {}).get("resources", {})
-                 .get("runs", {}).get("workflows", {}))
+    source_state = pipeline.state.get("sources", {}).get("onepin", {})
+    workflows = source_state.get("resources", {}).get("runs", {}).get("workflows", {})
     loads, newest_run_at = _from_destination(target)
     holders = [lock.read_holder(p) for p in lock.lock_paths(target.working_dir, target.name,
                                                            target.local_files)]
@@ -100,7 +102,7 @@ def collect(target: Target) -> PipelineStatus:
         last_load_at=loads[0][1] if loads else None,
         last_run=_last_run(pipeline), newest_run_at=newest_run_at,
         open_runs=sum(len(w.get("open") or {}) for w in workflows.values()),
-        workflows_tracked=len(workflows),
+        workflows_tracked=len(workflows), checkpoint=source_state.get("checkpoint"),
         pending_packages=recovery.pending_packages(pipeline),
         lock_holder=next((h for h in holders if h is not None), None))
 

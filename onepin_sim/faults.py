@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -19,8 +20,12 @@ class FaultConfig:
     jitter_ms: float = 0.0
     share_429: float = 0.0
     retry_after_s: int = 1
-    rate_limit_per_min: int = 0  # 0 = unlimited; else requests per key per fixed window
+    rate_limit_per_min: int = 0  # 0 = unlimited; else requests per key per window
     rate_window_s: int = 60  # the window's length (shorter in tests)
+    rate_sliding: bool = False  # a sliding window (any rate_window_s) instead of a fixed one
+    # Send the quota on every answer: X-RateLimit-Limit/-Remaining/-Reset and the IETF draft's
+    # RateLimit-Policy / RateLimit. Off by default: the real API's headers are unknown.
+    rate_limit_headers: bool = False
     share_5xx: float = 0.0
     html_share_of_5xx: float = 0.5
     share_malformed: float = 0.0
@@ -39,6 +44,24 @@ class FaultConfig:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class QuotaState:
+    """A key's quota as one request found it: whether it was over, and what the headers say."""
+
+    over: bool
+    limit: int
+    remaining: int
+    reset_s: int  # seconds until the window frees a request (fixed: the window's end)
+    window_s: int
+
+    def headers(self) -> dict[str, str]:
+        return {"X-RateLimit-Limit": str(self.limit),
+                "X-RateLimit-Remaining": str(self.remaining),
+                "X-RateLimit-Reset": str(math.ceil(time.time()) + self.reset_s),
+                "RateLimit-Policy": f'"default";q={self.limit};w={self.window_s}',
+                "RateLimit": f'"default";r={self.remaining};t={self.reset_s}'}
+
+
 class FaultInjector:
     """Decides, per request, which fault (if any) to inject."""
 
@@ -47,26 +70,41 @@ class FaultInjector:
         self._rng = random.Random(config.seed)
         self._lock = threading.Lock()
         self._window: tuple[int, Counter[str]] = (0, Counter())
+        self._accepted: dict[str, deque[float]] = {}  # sliding window: accepted requests' times
 
     def latency_s(self) -> float:
         with self._lock:
             jitter = self._rng.uniform(0, self.config.jitter_ms) if self.config.jitter_ms else 0.0
         return (self.config.latency_ms + jitter) / 1000
 
-    def rate_limited(self, key: str) -> int | None:
-        """Seconds until the key's window resets if it is over its per-minute limit."""
+    def quota(self, key: str) -> QuotaState | None:
+        """The key's quota after this request (None: no quota configured). A fixed window
+        counts every request since the window began; a sliding one the requests it accepted in
+        the last ``rate_window_s``, so a rejected request costs nothing."""
         limit = self.config.rate_limit_per_min
         if limit <= 0:
             return None
         length = max(1, self.config.rate_window_s)
         now = time.time()
-        window = int(now // length)
         with self._lock:
-            if self._window[0] != window:
-                self._window = (window, Counter())
-            self._window[1][key] += 1
-            over = self._window[1][key] > limit
-        return max(1, math.ceil(length - now % length)) if over else None
+            if self.config.rate_sliding:
+                accepted = self._accepted.setdefault(key, deque())
+                while accepted and accepted[0] <= now - length:
+                    accepted.popleft()
+                over = len(accepted) >= limit
+                if not over:
+                    accepted.append(now)
+                used = len(accepted)
+                reset = accepted[0] + length - now if accepted else 0.0
+            else:
+                window = int(now // length)
+                if self._window[0] != window:
+                    self._window = (window, Counter())
+                self._window[1][key] += 1
+                used = self._window[1][key]
+                over = used > limit
+                reset = length - now % length
+        return QuotaState(over, limit, max(0, limit - used), max(1, math.ceil(reset)), length)
 
     def draw(self) -> str | None:
         """One of ``dropped``, ``429``, ``5xx``, ``malformed`` or None."""
@@ -97,6 +135,8 @@ class RequestStats:
         self.requests: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
         self.faults: Counter[str] = Counter()
+        self._times: list[float] = []  # when each request was answered (monotonic), in order
+        self._answered: list[float] = []  # the same, for requests not answered 429
 
     def count(self, kind: str, status: int, fault: str | None = None) -> None:
         with self._lock:
@@ -104,15 +144,30 @@ class RequestStats:
             self.statuses[status] += 1
             if fault:
                 self.faults[fault] += 1
+            now = time.monotonic()
+            self._times.append(now)
+            if status != 429:
+                self._answered.append(now)
 
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
             self.statuses.clear()
             self.faults.clear()
+            self._times.clear()
+            self._answered.clear()
 
-    def snapshot(self) -> dict[str, Any]:
+    def most_in_any_window(self, window_s: float, *, answered: bool = False) -> int:
+        """The most requests (or requests not answered 429) in any ``window_s`` seconds."""
+        with self._lock:
+            times = list(self._answered if answered else self._times)
+        return max((i + 1 - bisect.bisect_right(times, t - window_s, 0, i + 1)
+                    for i, t in enumerate(times)), default=0)
+
+    def snapshot(self, window_s: float = 60.0) -> dict[str, Any]:
+        most = {"window_s": window_s, "requests": self.most_in_any_window(window_s),
+                "answered": self.most_in_any_window(window_s, answered=True)}
         with self._lock:
             return {"requests": dict(self.requests), "total": sum(self.requests.values()),
                     "statuses": {str(k): v for k, v in self.statuses.items()},
-                    "faults": dict(self.faults)}
+                    "faults": dict(self.faults), "most_in_any_window": most}

@@ -100,6 +100,7 @@ class _Handler(BaseHTTPRequestHandler):
     # delayed ACK adds ~40 ms to every keep-alive response (the real API has no such floor).
     disable_nagle_algorithm = True
     simulator: Simulator
+    _quota_headers: dict[str, str] = {}  # noqa: RUF012 - replaced per request, never mutated
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s " + format, self.address_string(), *args)
@@ -110,7 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
+        for name, value in {**self._quota_headers, **(headers or {})}.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
@@ -150,6 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _api(self, path: str, query: api.Query) -> None:
         sim = self.simulator
+        self._quota_headers = {}
         matched = api.route(path)
         kind = matched[0] if matched else "unknown"
         delay = sim.injector.latency_s()
@@ -160,7 +162,9 @@ class _Handler(BaseHTTPRequestHandler):
             sim.stats.count(kind, key.status)
             self._error(key)
             return
-        if self._inject_fault(kind, key):
+        quota = sim.injector.quota(key)
+        self._quota_headers = quota.headers() if quota and sim.faults.rate_limit_headers else {}
+        if self._inject_fault(kind, quota.reset_s if quota and quota.over else None):
             return
         if matched is None:
             sim.stats.count(kind, 404)
@@ -189,9 +193,9 @@ class _Handler(BaseHTTPRequestHandler):
                                 "X-Workspace-Id does not match the API key's workspace")
         return match.group(1)
 
-    def _inject_fault(self, kind: str, key: str) -> bool:
+    def _inject_fault(self, kind: str, wait: int | None) -> bool:
+        """``wait``: seconds until the key's spent quota frees a request (None: not spent)."""
         sim = self.simulator
-        wait = sim.injector.rate_limited(key)
         fault = "rate_limit" if wait else sim.injector.draw()
         if fault is None:
             return False
@@ -220,14 +224,16 @@ class _Handler(BaseHTTPRequestHandler):
     # ---- admin -------------------------------------------------------------------------------
     def _admin(self, verb: str, path: str, query: dict[str, list[str]], body: bytes = b"") -> None:
         sim = self.simulator
+        self._quota_headers = {}
         name = path[len(ADMIN_PREFIX):].strip("/")
         try:
             if name == "clock" and verb == "GET":
                 pass
             elif name == "clock/advance" and verb == "POST":
                 sim.advance(float((query.get("seconds") or ["0"])[0]))
-            elif name == "stats" and verb == "GET":
-                self._send(200, json.dumps(sim.stats.snapshot()).encode())
+            elif name == "stats" and verb == "GET":  # ?window=S: the most requests in any S s
+                window = float((query.get("window") or [str(sim.faults.rate_window_s)])[0])
+                self._send(200, json.dumps(sim.stats.snapshot(window)).encode())
                 return
             elif name == "stats/reset" and verb == "POST":
                 sim.stats.reset()

@@ -40,6 +40,8 @@ from onepin_source.fanout import interleave
 from onepin_source.hints import RUN_HINTS, RUN_STEPS_TABLE, WORKFLOW_HINTS
 from onepin_source.incremental import row_digest
 from onepin_source.listing import ListingOptions, workflow_runs
+from onepin_source.pieces import Pieces
+from onepin_source.quota import Quota
 from onepin_source.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_LOOKBACK_MINUTES,
@@ -83,10 +85,12 @@ def onepin(
     include_result: bool = True,
     lookback_minutes: int = DEFAULT_LOOKBACK_MINUTES,
     concurrency: int = DEFAULT_CONCURRENCY,
+    max_requests_per_minute: int | None = None,
     row_format: str = "arrow",
     target_key: str | None = None,
     detect_changes: bool = True,
     shard: str | None = None,
+    max_duration: float | None = None,
 ) -> Sequence[DltResource]:
     """Onepin workflows, runs and run steps, loaded incrementally.
 
@@ -100,8 +104,12 @@ def onepin(
         since: ISO-8601 lower bound on run ``created_at`` for the first load.
         include_result: Ask for step ``result`` payloads (flattened into ``result__*``).
         lookback_minutes: How far before the high-water mark runs are re-listed.
-        concurrency: Requests in flight at most (one shared connection pool); a 429 lowers it
-            for every worker, see :mod:`onepin_source.throttle`.
+        concurrency: Requests in flight at most (one shared connection pool): a hard cap. The
+            limiter starts at 8 and rises while answers stay fast; a 429 or slower answers
+            lower it for every worker (:mod:`onepin_source.throttle`).
+        max_requests_per_minute: A budget for a key shared with other users: never more than
+            this many requests in any 60 s. The API's own quota is learned either way (and
+            kept in the state, so the next load starts paced).
         row_format: ``"arrow"`` (default: Arrow tables, several times faster to normalize) or
             ``"dicts"`` (dlt's plain dict rows). Both give the same tables; Arrow tables get
             ``_dlt_load_id`` and ``_dlt_id`` only when dlt's
@@ -116,6 +124,9 @@ def onepin(
         shard: ``"K/N"``: only the workflows whose id hashes to shard K of N
             (:class:`onepin_source.shards.Shard`), for N loaders side by side. Give each shard
             a pipeline name of its own, so each keeps its own incremental state.
+        max_duration: Seconds from the source's creation after which the load starts no new
+            workflow: what was fetched is committed, the next load continues
+            (:mod:`onepin_source.pieces`). Default: no limit.
 
     Returns:
         The ``workflows``, ``runs`` and ``run_steps`` resources.
@@ -125,6 +136,15 @@ def onepin(
     if not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
         raise ConfigError(f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY}, "
                           f"not {concurrency!r}")
+    if max_requests_per_minute is not None and (
+            not isinstance(max_requests_per_minute, int) or max_requests_per_minute < 1):
+        raise ConfigError("max_requests_per_minute must be a whole number of at least 1, not "
+                          f"{max_requests_per_minute!r}")
+    if max_duration is not None and (isinstance(max_duration, bool)
+                                     or not isinstance(max_duration, int | float)
+                                     or max_duration <= 0):
+        raise ConfigError(f"max_duration must be a number of seconds above 0, "
+                          f"not {max_duration!r}")
     batches = RowBatches(row_format)
     run_pairs = parse_run_refs(runs or [])
     selection = Selection(
@@ -132,15 +152,26 @@ def onepin(
         {wf: tuple(r for w, r in run_pairs if w == wf) for wf, _ in run_pairs},
         Shard.parse(shard) if shard else None,
     )
-    client = OnepinClient(credentials, concurrency=concurrency)
+    client = OnepinClient(credentials, concurrency=concurrency,
+                          max_requests_per_minute=max_requests_per_minute)
     fetcher = StepsFetcher(client, concurrency=concurrency, include_result=include_result)
     listing = ListingOptions(timedelta(minutes=lookback_minutes), since_ts, detect_changes)
     steps_state = StepsState(detect_changes)
+    source_state: list[dict[str, Any]] = []  # the source's dlt state, once extraction has it
+    pieces = Pieces(max_duration, limiter=client.limiter)
+
+    def next_piece() -> Iterator[list[dict[str, Any]]]:
+        """The workflow rows of this extract's piece: every workflow unless a caller runs the
+        source in pieces (the list is read once, by the first piece). The first request goes
+        paced by what the last load learned of the API's quota."""
+        client.limiter.restore(Quota.from_state(dlt.current.source_state().get("quota")))
+        states = _workflow_states(target_key)
+        if piece := pieces.next_piece(lambda: _workflows(client, selection), states):
+            yield piece
 
     # The workflow list feeds two transformers: the workflows table gets the rows that changed,
     # the runs listing looks at every workflow.
-    workflow_list = dlt.resource(_workflows(client, selection), name="workflow_list",
-                                 selected=False)
+    workflow_list = dlt.resource(next_piece, name="workflow_list", selected=False)
 
     @dlt.transformer(name="workflows", primary_key="id", write_disposition="merge",
                      columns=WORKFLOW_HINTS)
@@ -162,13 +193,16 @@ def onepin(
     def runs_of(page: list[dict[str, Any]]) -> Iterator[Any]:
         """Runs of a page of workflows, listed concurrently: new ones and those open before."""
         states = _workflow_states(target_key)
+        source_state[:] = [dlt.current.source_state()]
         steps_fetched = dlt.current.resource_state("run_steps").setdefault("fetched", {})
 
         def job(workflow: dict[str, Any]) -> Callable[[], Iterator[list[dict[str, Any]]]]:
             workflow_id = workflow["id"]
-            state = states.setdefault(workflow_id, {})
 
             def rows() -> Iterator[list[dict[str, Any]]]:
+                if not pieces.may_start(workflow_id):  # the piece's or the load's time is up
+                    return iter(())
+                state = states.setdefault(workflow_id, {})
                 return workflow_runs(client, workflow, state, listing,
                                      chosen=selection.runs.get(workflow_id, ()),
                                      listed=selection.lists_runs_of(workflow_id),
@@ -180,6 +214,10 @@ def onepin(
         pages = interleave([job(w) for w in page], threads=threads)
         for runs_batch in regroup(pages, RUNS_PER_BATCH):
             yield batches.runs(runs_batch)
+        remember_quota(client, source_state)
+        workflows_left, runs_left = pieces.left()
+        dlt.current.source_state()["checkpoint"] = {
+            "piece": pieces.pieces, "workflows_left": workflows_left, "runs_left": runs_left}
 
     @dlt.transformer(parallelized=True, **RUN_STEPS_TABLE)
     def run_steps(runs_batch: Any) -> Any:
@@ -187,11 +225,14 @@ def onepin(
         runs' previous steps (merge key run_id)."""
         refs = steps_state.to_fetch(run_refs(runs_batch))
         fetched = list(fetcher.steps_of([(r.workflow_id, r.run_id) for r in refs]))
+        pieces.fetched_steps(len(refs))
         steps_state.fetched(refs, [steps for _, _, steps in fetched])
+        remember_quota(client, source_state)
         rows = step_rows(fetched)
         return batches.steps(rows) if rows else []
 
     runs_resource = workflow_list | runs_of
+    runs_resource.pieces = pieces  # type: ignore[attr-defined]  # for pieces.pieces_of(source)
     return workflow_list | changed_workflows, runs_resource, runs_resource | run_steps
 
 
@@ -222,14 +263,21 @@ def _check_target(target_key: str | None) -> None:
         runs_state["target"] = target_key
 
 
-def _workflows(client: OnepinClient, selection: Selection) -> Iterator[list[dict[str, Any]]]:
-    """The workflow rows, in one item: listed, or fetched by id for a selection."""
+def remember_quota(client: OnepinClient, source_state: list[dict[str, Any]]) -> None:
+    """Keep the quota the limiter learned in the source's state (``source_state``: the state,
+    once the extraction has it; the steps transformer runs in other threads, where dlt's
+    ``dlt.current`` is not set), for the next load to start paced."""
+    if client.limiter.quota is not None and source_state:
+        source_state[0]["quota"] = client.limiter.quota.as_state()
+
+
+def _workflows(client: OnepinClient, selection: Selection) -> list[dict[str, Any]]:
+    """The workflow rows: listed, or fetched by id for a selection."""
     if selection.everything:
-        # One item with every workflow: the runs transformer then lists the runs of all of them
-        # through one pool, not page by page with a wait for each page's slowest workflow.
-        yield [workflow_row(item) for page in client.workflows() for item in page
-               if selection.owns(item["id"])]
-        return
+        # One item with every workflow of a piece: the runs transformer then lists the runs of
+        # all of them through one pool, not page by page with a wait for each page's slowest.
+        return [workflow_row(item) for page in client.workflows() for item in page
+                if selection.owns(item["id"])]
     chosen = []
     for workflow_id in dict.fromkeys(selection.workflow_ids + tuple(selection.runs)):
         if not selection.owns(workflow_id):
@@ -239,4 +287,4 @@ def _workflows(client: OnepinClient, selection: Selection) -> Iterator[list[dict
         except OnepinNotFoundError:
             raise ConfigError(f"workflow {workflow_id} not found (404): check the id and that "
                               "the API key's workspace can see it") from None
-    yield chosen
+    return chosen

@@ -25,6 +25,17 @@ _TYPES: dict[str, frozenset[type]] = {
     "result": frozenset({dict}),
 }
 TIMESTAMPS = ("started_at", "completed_at")
+# Every field of the SDK's models (docs/api.md "Documented shapes"); an API that sends more is
+# not wrong (the models allow extra fields), and the connector keeps extra fields as columns.
+STEP_FIELDS = frozenset({*_TYPES, *TIMESTAMPS})
+RUN_REQUIRED = ("id", "status", "run_number", "created_at")  # WorkflowRunListItem
+RUN_FIELDS = frozenset({
+    *RUN_REQUIRED, "total_nodes", "total_steps", "finished_steps", "finished_nodes", "credits",
+    "usage_summary", "started_at", "completed_at", "pause_requested_at", "paused_at", "paused_ms",
+    "pause_reason", "pause_error", "triggered_by", "output_line_count", "delivered_audio_ms"})
+WORKFLOW_FIELDS = frozenset({  # WorkflowListItem
+    "id", "user_id", "name", "name_source", "description", "definition", "created_at",
+    "updated_at", "runs_count", "last_run_at", "last_run_status", "run_status_counts"})
 
 
 def step_problems(step: Any, *, times_parsed: bool = False) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -55,9 +55,13 @@ class OnepinClient:
     """A thin, typed face over :class:`RESTClient` for the read endpoints this source uses."""
 
     def __init__(self, credentials: Credentials, *, concurrency: int = DEFAULT_CONCURRENCY,
-                 max_attempts: int = REQUEST_MAX_ATTEMPTS) -> None:
+                 max_attempts: int = REQUEST_MAX_ATTEMPTS,
+                 max_requests_per_minute: int | None = None,
+                 limiter: RequestLimiter | None = None) -> None:
         """One pooled, retrying session shared by every thread, with at most ``concurrency``
-        requests in flight (fewer after a 429: see :mod:`onepin_source.throttle`)."""
+        requests in flight, paced to the API's quota and ``max_requests_per_minute`` (see
+        :mod:`onepin_source.throttle`); ``limiter`` replaces that gate (``onepin-etl doctor``
+        sends without pacing)."""
         headers = {"User-Agent": USER_AGENT}
         if credentials.workspace_id:
             headers["X-Workspace-Id"] = credentials.workspace_id
@@ -71,7 +75,8 @@ class OnepinClient:
             retry_condition=_is_malformed_json,
         ).session
         # Our adapter replaces the Client's own: it owns the connection pool and the limiter.
-        self.limiter = RequestLimiter(concurrency)
+        self.limiter = limiter or RequestLimiter(
+            concurrency, max_requests_per_minute=max_requests_per_minute)
         adapter = LimitedAdapter(self.limiter, pool_maxsize=concurrency + 2)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
@@ -85,6 +90,17 @@ class OnepinClient:
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET ``path`` and return the envelope's ``data``."""
         return self._data(self._send(path, params), path)
+
+    def envelope(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """GET ``path`` and return the whole body: ``data``, ``meta`` and any ``pagination``."""
+        response = self._send(path, params)
+        self._data(response, path)  # the same errors as get()
+        return dict(response.json())
+
+    def on_response(self, hook: Callable[[Response], None]) -> None:
+        """Call ``hook`` with every HTTP answer, retries included (``onepin-etl doctor`` reads
+        the rate-limit headers this way)."""
+        self._rest.session.hooks["response"].append(lambda response, *_, **__: hook(response))
 
     def _send(self, path: str, params: dict[str, Any] | None) -> Response:
         try:

@@ -11,13 +11,32 @@ REQUEST_MAX_ATTEMPTS = 8  # 1 try + 7 retries on 429/5xx/connection errors: a 20
 # still fails a request only once in ~400k (0.2^8)
 REQUEST_BACKOFF_FACTOR = 0.1  # backoff 0.1, 0.2 … 6.4 s (≈13 s in all) when no Retry-After is sent
 MAX_RETRY_DELAY_S = 60.0  # the official SDK caps Retry-After (and X-RateLimit-Reset) at 60 s
-# Requests in flight at most. At 25 ms per request 8 fetch ~300 runs' steps per second (the bench:
-# within 1.22x of the ideal) while a real key's limit is likely lower (the docs' example key has
-# rate_limit_per_min: 1000): more would only meet 429s sooner, and the limiter backs off anyway.
-DEFAULT_CONCURRENCY = 8
+# --concurrency is a hard cap; the limiter starts at START_CONCURRENCY and rises while answers
+# stay fast (onepin_source/throttle.py). 32: on the 2,000-run bench world at 25 ms, 32 in flight
+# loaded in 10 s what 8 loaded in 24 s; a quota or a slow API lowers it anyway.
+DEFAULT_CONCURRENCY = 32
+START_CONCURRENCY = 8
 MAX_CONCURRENCY = 64
+RTT_BASELINE_SAMPLES = 2000  # the fastest latency seen is re-measured every this many answers
+# How long one request may keep meeting 429s (waiting each one's Retry-After) before it fails:
+# a spent quota's window is a minute or less, so 15 minutes means the key is blocked.
+QUOTA_PATIENCE_S = 900.0
 # Runs (and their steps, ~10 per run) handed to dlt as one item: dlt spends ~10 ms on every item
 # (it computes and validates the table schema each time), so 5 pages of runs per item, not 1.
 RUNS_PER_BATCH = 500
 ROW_FORMATS = ("arrow", "dicts")
 CREDENTIALS_FILE = "~/.onepin/credentials"  # the official Onepin CLI's TOML credentials
+# A long load commits its progress in pieces (onepin_source.pieces): a killed load loses at most
+# one. A piece ends after the workflows holding its budget of runs (estimated from the workflow
+# list), or when it has run PIECE_SECONDS, whichever comes first. The budget is PIECE_RUNS (a few
+# seconds unthrottled, half a minute at a 1,000-requests-a-minute quota) and at most PIECE_SHARE
+# of the load's runs but not under PIECE_MIN_RUNS: a kill then costs at most ~4% of a load again
+# (bench/resume.py: killed + resumed requests <= 1.1x a clean load). Each piece costs ~0.6 s
+# (one dlt package normalized and loaded while nothing is fetched, and a fetching tail): the
+# unthrottled 1,000 x 3 first load took 39 s in one package, 55 s in 26 pieces
+# (docs/big-loads.md).
+PIECE_RUNS = 500
+PIECE_SECONDS = 60.0
+PIECE_SHARE = 0.04
+PIECE_MIN_RUNS = 25
+FIRST_PIECE_RUNS = 100  # the first piece is small: analysts see data soon, and it sets the rate

@@ -6,7 +6,9 @@
 
 From the environment (all optional): ``ONEPIN_DUCKDB_PATH`` (default ``onepin_etl.duckdb``),
 ``ONEPIN_PIPELINES_DIR`` (dlt's working folder), ``ONEPIN_SCHEDULE_CRON`` (default every 15
-minutes), ``ONEPIN_CHECK_MAX_AGE`` (``2h``) and ``ONEPIN_CHECK_MAX_FAILURE_RATE`` (``0.5``).
+minutes), ``ONEPIN_MAX_DURATION`` (``840`` seconds: a long load stops starting new work after 14
+minutes, commits what it fetched, and the next scheduled run continues; so runs never overlap),
+``ONEPIN_CHECK_MAX_AGE`` (``2h``) and ``ONEPIN_CHECK_MAX_FAILURE_RATE`` (``0.5``).
 """
 
 from __future__ import annotations
@@ -24,4 +26,5 @@ defs = build_definitions(
     cron=os.environ.get("ONEPIN_SCHEDULE_CRON", DEFAULT_CRON),
     checks=AssetChecks(
         max_age=parse_duration(os.environ.get("ONEPIN_CHECK_MAX_AGE", "2h")),
-        max_failure_rate=float(os.environ.get("ONEPIN_CHECK_MAX_FAILURE_RATE", "0.5"))))
+        max_failure_rate=float(os.environ.get("ONEPIN_CHECK_MAX_FAILURE_RATE", "0.5"))),
+    max_duration=float(os.environ.get("ONEPIN_MAX_DURATION", "840")))

@@ -172,4 +172,4 @@ def test_deployed_commands_parse_and_use_the_lock() -> None:
         command = main.commands[args[0]]
         command.make_context(args[0], list(args[1:]))  # raises on an unknown option
         if args[0] == "load":
-            assert args[1:] == ["--wait", "600"]
+            assert args[1:] == ["--wait", "600", "--max-duration", "840"]

@@ -294,10 +294,41 @@ def test_fault_shares_and_latency_are_seeded_and_observable() -> None:
 
 
 def test_rate_limit_per_key() -> None:
-    with Simulator(SMALL, FaultConfig(rate_limit_per_min=3)) as sim:
+    # An hour-long fixed window: five requests cannot straddle two windows
+    with Simulator(SMALL, FaultConfig(rate_limit_per_min=3, rate_window_s=3600)) as sim:
         outcomes = _hit(sim, 5)
         assert outcomes == Counter({200: 3, 429: 2})
-        assert 1 <= int(api_get(sim, "/auth/whoami").headers["Retry-After"]) <= 60
+        response = api_get(sim, "/auth/whoami")
+        assert 1 <= int(response.headers["Retry-After"]) <= 3600
+        assert "X-RateLimit-Limit" not in response.headers  # headers are off by default
+
+
+def test_rate_limit_headers_tell_the_quota() -> None:
+    faults = FaultConfig(rate_limit_per_min=3, rate_window_s=3600, rate_limit_headers=True)
+    with Simulator(SMALL, faults) as sim:
+        answers = [api_get(sim, "/auth/whoami") for _ in range(4)]
+        assert [r.status_code for r in answers] == [200, 200, 200, 429]
+        assert [r.headers["X-RateLimit-Remaining"] for r in answers] == ["2", "1", "0", "0"]
+        assert {r.headers["X-RateLimit-Limit"] for r in answers} == {"3"}
+        assert {r.headers["RateLimit-Policy"] for r in answers} == {'"default";q=3;w=3600'}
+        assert answers[1].headers["RateLimit"].startswith('"default";r=1;t=')
+        reset = int(answers[0].headers["X-RateLimit-Reset"]) - time.time()
+        assert 0 < reset <= 3601
+        assert answers[3].headers["Retry-After"] == answers[3].headers["RateLimit"].split("t=")[1]
+        admin = requests.get(f"{sim.base_url}/_sim/stats", timeout=10)
+        assert "X-RateLimit-Limit" not in admin.headers
+
+
+def test_sliding_window_quota_and_the_most_requests_in_any_window() -> None:
+    faults = FaultConfig(rate_limit_per_min=3, rate_window_s=2, rate_sliding=True)
+    with Simulator(SMALL, faults) as sim:
+        assert _hit(sim, 5) == Counter({200: 3, 429: 2})  # rejected requests use no quota
+        time.sleep(2.05)  # the first three leave the window
+        assert _hit(sim, 4) == Counter({200: 3, 429: 1})
+        stats = requests.get(f"{sim.base_url}/_sim/stats", params={"window": 2}, timeout=10)
+        most = stats.json()["most_in_any_window"]
+        assert most == {"window_s": 2.0, "requests": 5, "answered": 3}
+        assert sim.stats.most_in_any_window(3600, answered=True) == 6
 
 
 def test_faults_admin_endpoint(sim: Simulator) -> None:

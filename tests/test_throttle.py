@@ -1,4 +1,4 @@
-"""The shared request limiter: bounded concurrency, and a 429 slows every worker down."""
+"""The shared request limiter: congestion, the API's quota learned, a budget of our own."""
 
 from __future__ import annotations
 
@@ -6,11 +6,16 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
 
+import pytest
+
 from onepin_sim import FaultConfig, Simulator
 from onepin_source.client import OnepinClient
 from onepin_source.config import resolve_credentials
-from onepin_source.throttle import RequestLimiter, retry_delay_s
+from onepin_source.quota import Quota, SlidingBudget, header_quota, retry_delay_s
+from onepin_source.throttle import RequestLimiter
 from tests.helpers import SMALL
+
+NOW = 1_800_000_000.0  # a Unix time (X-RateLimit-Reset above 1e9 is one)
 
 
 class FakeClock:
@@ -21,53 +26,119 @@ class FakeClock:
         return self.now
 
 
+def answer(limiter: RequestLimiter, status: int = 200, headers: dict[str, str] | None = None,
+           latency: float = 0.05, retry_after: float | None = None) -> None:
+    sent_at = limiter.acquire()
+    limiter._clock.now += latency
+    limiter.release(status, headers or {}, sent_at, retry_after)
+
+
 def test_a_429_halves_the_limit_for_everybody_once_per_burst() -> None:
     clock = FakeClock()
     limiter = RequestLimiter(8, clock=clock)
     for _ in range(8):
         limiter.acquire()
-    limiter.release(429, 1.0)
-    limiter.release(429, 1.0)  # same burst: already acted on
+    limiter.release(429, retry_after_s=1.0)
+    limiter.release(429, retry_after_s=1.0)  # same burst: already acted on
     assert (limiter.limit, limiter.slowdowns, limiter.in_flight) == (4, 1, 6)
     clock.now += 1.5
-    limiter.release(429, 1.0)
+    limiter.release(429, retry_after_s=1.0)
     assert limiter.limit == 2 and limiter.slowdowns == 2
 
 
-def test_successes_raise_the_limit_back_one_round_at_a_time() -> None:
-    limiter = RequestLimiter(4, clock=FakeClock())
-    limiter.acquire()
-    limiter.release(429, 1.0)
-    assert limiter.limit == 2
-    for _ in range(2):
-        limiter.acquire()
-        limiter.release(200)
+def test_the_limit_rises_past_the_start_while_answers_stay_fast_up_to_the_cap() -> None:
+    limiter = RequestLimiter(32, clock=FakeClock())
+    assert limiter.limit == 8, "starts at 8"
+    for _ in range(400):
+        answer(limiter, latency=0.05)
+    assert limiter.limit == 32, "rises to the hard cap, never past it"
+    for _ in range(200):
+        answer(limiter, latency=0.2)  # four times slower: a queue somewhere
+    assert limiter.limit < 16, "falls when latency grows"
+
+
+def test_a_hard_cap_below_the_start_is_kept() -> None:
+    limiter = RequestLimiter(3, clock=FakeClock())
+    for _ in range(100):
+        answer(limiter)
     assert limiter.limit == 3
-    for _ in range(3 + 4 * 10):
-        limiter.acquire()
-        limiter.release(200)
-    assert limiter.limit == 4, "never above the configured concurrency"
 
 
-def test_a_429_at_one_request_in_flight_pauses_everybody() -> None:
+def test_the_quota_is_learned_from_429s_alone_and_paced_to() -> None:
+    """A fixed window of 5 requests per 10 s that only says Retry-After."""
     clock = FakeClock()
     limiter = RequestLimiter(1, clock=clock)
-    limiter.acquire()
-    limiter.release(429, 30.0)
-    assert limiter.pauses == 1
-    got_slot = threading.Event()
+    for _ in range(5):
+        answer(limiter)
+    answer(limiter, 429, retry_after=4.0)  # the 6th: spent until +4 s
+    assert limiter.quota == Quota(5, None, "429"), "the count, not yet the length"
+    assert limiter._wait_s(urgent=False) == pytest.approx(4.0)
+    clock.now += 4.0  # the window turned: it holds 5 again
+    for _ in range(5):
+        assert limiter._wait_s(urgent=False) == 0
+        answer(limiter)
+    answer(limiter, 429, retry_after=9.7)  # the probe past the count, 0.3 s in: spent for 9.7 s
+    assert limiter.quota is not None and (limiter.quota.limit, limiter.quota.source) == (5, "429")
+    assert limiter.quota.window_s == pytest.approx(10.0)
+    assert limiter.throttled == 2 and limiter.quota_waits == 2
 
-    def worker() -> None:
-        limiter.acquire()
-        got_slot.set()
 
-    thread = threading.Thread(target=worker, daemon=True)
-    thread.start()
-    assert not got_slot.wait(0.2), "nobody sends during the pause"
-    clock.now += 30.0
-    with limiter._cond:
-        limiter._cond.notify_all()
-    assert got_slot.wait(2), "the pause ends with the Retry-After"
+def test_a_lone_429_among_answers_makes_only_its_request_wait() -> None:
+    clock = FakeClock()
+    limiter = RequestLimiter(8, clock=clock)
+    held = [limiter.acquire() for _ in range(3)]
+    limiter.release(429, {}, held[0], 1.0)
+    assert limiter.quota is None and limiter._wait_s(urgent=False) == 0, "nobody else waits"
+    limiter.release(200, {}, held[1])
+    limiter.release(200, {}, held[2])
+
+
+def test_headers_pace_before_any_429() -> None:
+    clock = FakeClock()
+    limiter = RequestLimiter(1, clock=clock)
+    for left in (2, 1, 0):
+        answer(limiter, headers={"X-RateLimit-Limit": "3", "X-RateLimit-Remaining": str(left),
+                                 "X-RateLimit-Reset": "7"})
+    assert limiter.quota == Quota(3, 7.0, "headers")
+    wait = limiter._wait_s(urgent=False)
+    assert wait == pytest.approx(7.0), "none left: everybody waits for the window to turn"
+    clock.now += 7.0
+    assert limiter._wait_s(urgent=False) == 0 and limiter.throttled == 0
+
+
+def test_header_forms() -> None:
+    assert header_quota({"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "5",
+                         "X-RateLimit-Reset": str(int(NOW) + 10)}, now=NOW).reset_s == 10.0
+    draft = header_quota({"RateLimit-Policy": '"default";q=100;w=6',
+                          "RateLimit": '"default";r=42;t=3'})
+    assert (draft.limit, draft.remaining, draft.reset_s, draft.window_s) == (100, 42, 3.0, 6.0)
+    old = header_quota({"RateLimit-Limit": "10", "RateLimit-Remaining": "4",
+                        "RateLimit-Reset": "2"})
+    assert (old.limit, old.remaining, old.reset_s) == (10, 4, 2.0)
+    assert not header_quota({"Content-Type": "application/json"}).seen
+
+
+def test_retry_delay_from_seconds_date_or_reset_header() -> None:
+    assert retry_delay_s({"Retry-After": "7"}) == 7.0
+    assert round(retry_delay_s({"Retry-After": formatdate(NOW + 30, usegmt=True)},
+                               now=NOW) or 0) == 30
+    assert retry_delay_s({"X-RateLimit-Reset": str(int(NOW) + 12)}, now=NOW) == 12.0
+    assert retry_delay_s({"Retry-After": "soon"}) is None
+    assert retry_delay_s({}) is None
+    assert retry_delay_s({"Retry-After": "3600"}) == 60.0, "capped like the official SDK"
+
+
+def test_the_budget_counts_a_request_until_a_minute_after_its_answer() -> None:
+    budget = SlidingBudget(2, 60.0)
+    assert budget.wait_s(0.0) == 0
+    budget.sent()
+    budget.sent()
+    assert budget.wait_s(1.0) is None, "two in flight: wait for an answer"
+    budget.answered(2.0)
+    assert budget.wait_s(2.0) == 60.0, "answered, but it counts for a minute more"
+    budget.answered(5.0)
+    assert budget.wait_s(30.0) == pytest.approx(32.0)
+    assert budget.wait_s(62.0) == 0
 
 
 def test_in_flight_never_exceeds_the_limit() -> None:
@@ -77,38 +148,39 @@ def test_in_flight_never_exceeds_the_limit() -> None:
 
     def request(_: int) -> None:
         nonlocal peak
-        limiter.acquire()
+        sent_at = limiter.acquire()
         with lock:
             peak = max(peak, limiter.in_flight)
         threading.Event().wait(0.005)
-        limiter.release(200)
+        limiter.release(200, {}, sent_at)
 
     with ThreadPoolExecutor(12) as pool:
         list(pool.map(request, range(60)))
     assert peak == 3 and limiter.in_flight == 0
 
 
-def test_retry_delay_from_seconds_date_or_reset_header() -> None:
-    assert retry_delay_s({"Retry-After": "7"}) == 7.0
-    assert round(retry_delay_s({"Retry-After": formatdate(1_000_030.0, usegmt=True)},
-                               now=1_000_000.0) or 0) == 30
-    assert retry_delay_s({"X-RateLimit-Reset": "1000012"}, now=1_000_000.0) == 12.0
-    assert retry_delay_s({"Retry-After": "soon"}) is None
-    assert retry_delay_s({}) is None
-
-
-def test_a_spent_quota_slows_the_whole_client_and_every_request_succeeds() -> None:
-    """A real per-key limit (6 requests per 1 s window) against 8 workers sharing one client."""
-    faults = FaultConfig(rate_limit_per_min=6, rate_window_s=1)
+@pytest.mark.parametrize("headers", [False, True], ids=["retry-after only", "headers"])
+def test_a_sustained_quota_never_fails_a_request_and_rarely_answers_429(headers: bool) -> None:
+    """32 threads through one client, 10 requests per 1 s, and only two attempts per request:
+    before, a request that met the spent quota twice failed (its retries went to the other
+    threads, which took the new window first). Now a 429 costs a wait, not an attempt."""
+    faults = FaultConfig(rate_limit_per_min=10, rate_window_s=1, rate_limit_headers=headers)
     with Simulator(SMALL, faults) as sim:
         client = OnepinClient(resolve_credentials(sim.api_key, sim.base_url, None),
-                              concurrency=8)
+                              concurrency=32, max_attempts=2)
         workflow = client.workflow(sim.world.workflow_id(0))
-        runs = next(iter(client.runs_newest_first(workflow["id"])))[:16]
-        with ThreadPoolExecutor(8) as pool:
+        runs = next(iter(client.runs_newest_first(workflow["id"])))
+        assert len(runs) >= 20, "a few windows' worth"
+        with ThreadPoolExecutor(32) as pool:
             steps = list(pool.map(lambda r: client.run_steps(workflow["id"], r["id"],
                                                              include_result=False), runs))
-        assert [len(s) > 0 for s in steps] == [True] * 16
-        limited = sim.stats.snapshot()["faults"].get("rate_limit", 0)
-    assert limited > 0, "the window was exceeded"
-    assert client.limiter.slowdowns >= 1 and client.limiter.limit < 8
+        stats = sim.stats.snapshot()
+    assert [len(s) > 0 for s in steps] == [True] * len(runs)
+    assert stats["statuses"]["200"] == len(runs) + 2
+    learned = client.limiter.quota
+    assert learned is not None and learned.limit == 10
+    assert learned.source == ("headers" if headers else "429")
+    if headers:
+        assert stats["statuses"].get("429", 0) == 0, "paced by the headers: no 429 at all"
+    else:  # the first window's discovery (the requests then in flight), then one per window
+        assert stats["statuses"].get("429", 0) <= 8 + 5

@@ -1,0 +1,146 @@
+"""The API's limits benchmark: ``python -m bench.limits`` (part of ``make bench``).
+
+Side by side in one run, each load a process of its own against the simulator in a process of
+its own (``bench.run``'s jobs), every load a first load into a fresh DuckDB file:
+
+1. **Quota-bound first loads**: a fixed-window quota the load must learn, sending only
+   ``Retry-After`` and then also rate-limit headers; and the quota that failed first loads
+   before (40 requests per 2 s, ``Retry-After`` only, 303 workflows). The figure is wall time ÷
+   (answered requests ÷ quota): 1.0 is the quota's own floor.
+2. **A budget**: ``--max-requests-per-minute N``; the simulator's most requests in any 60 s.
+3. **Nothing limiting**: the default (the limit rises from 8 up to 32 in flight) beside the
+   earlier fixed concurrency of 8 (``--concurrency 8``), on the 2,000-run world at 25 ms and
+   the 1,000 × 3 world at 50 ms.
+
+Writes ``bench/results/limits.json`` and ``limits.md`` (the README's Performance section).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bench.run import Measure, console, machine, run_job, simulator_process
+from onepin_sim import WorldConfig
+
+QUOTA_WORLD = WorldConfig(seed=31, workflows=200, runs=3, nodes=8)
+FAILED_WORLD = WorldConfig(seed=32, workflows=303, runs=3, nodes=8)
+BUDGET_WORLD = WorldConfig(seed=33, workflows=100, runs=3, nodes=8)
+FREE_WORLDS = {"50 × 40 runs, 25 ms": (WorldConfig(seed=34, workflows=50, runs=40, nodes=10), 25),
+               "1000 × 3 runs, 50 ms": (WorldConfig(seed=77, workflows=1000, runs=3, nodes=8), 50)}
+
+
+def _stats(base_url: str) -> dict[str, Any]:
+    import requests
+
+    return dict(requests.get(f"{base_url}/_sim/stats", params={"window": 60}, timeout=10).json())
+
+
+def _load(name: str, world: WorldConfig, latency_ms: float, faults: dict[str, Any], work: Path,
+          *flags: str) -> tuple[Measure, dict[str, Any]]:
+    """One first load in a fresh simulator; the measure and the simulator's counts."""
+    slug = str(abs(hash(name)))
+    with simulator_process(world, latency_ms, faults) as (base_url, api_key):
+        env = {**os.environ, "ONEPIN_BASE_URL": base_url, "ONEPIN_API_KEY": api_key,
+               "RUNTIME__DLT_TELEMETRY": "false"}
+        measure = run_job(name, ["project", str(work / f"{slug}.duckdb"),
+                                 str(work / f"{slug}_pipelines"), *flags], env, base_url)
+        return measure, _stats(base_url)
+
+
+def quota_rows(work: Path, quick: bool) -> list[dict[str, Any]]:
+    rows = []
+    cases = [("100 per 6 s, Retry-After only", QUOTA_WORLD, 100, 6, False),
+             ("100 per 6 s, with headers", QUOTA_WORLD, 100, 6, True),
+             ("40 per 2 s, Retry-After only (failed before)", FAILED_WORLD, 40, 2, False)]
+    for label, world, limit, window, headers in cases[:1] if quick else cases:
+        faults = {"rate_limit_per_min": limit, "rate_window_s": window,
+                  "rate_limit_headers": headers}
+        measure, stats = _load(f"quota {label}", world, 50, faults, work,
+                               "--concurrency", "32")
+        throttled = int(stats["statuses"].get("429", 0))
+        answered = stats["total"] - throttled
+        rows.append({"case": label, "wall_s": measure.wall_s, "answered": answered,
+                     "throttled": throttled,
+                     "throttled_share": round(throttled / stats["total"], 4),
+                     "quota_floor_s": round(answered / (limit / window), 1),
+                     "vs_floor": round(measure.wall_s / (answered / (limit / window)), 3)})
+    return rows
+
+
+def budget_row(work: Path, quick: bool) -> dict[str, Any]:
+    world, budget = (WorldConfig(seed=33, workflows=20, runs=3, nodes=8), 50) if quick \
+        else (BUDGET_WORLD, 300)
+    measure, stats = _load(f"budget {budget}/min", world, 50, {}, work,
+                           "--concurrency", "32", "--max-requests-per-minute", str(budget))
+    return {"budget": budget, "wall_s": measure.wall_s, "requests": stats["total"],
+            "most_in_any_60_s": stats["most_in_any_window"]["requests"]}
+
+
+def free_rows(work: Path, quick: bool) -> list[dict[str, Any]]:
+    rows = []
+    for label, (world, latency) in FREE_WORLDS.items():
+        if quick:
+            world = WorldConfig(seed=world.seed, workflows=20, runs=3, nodes=8)
+        measured = {}
+        for variant, concurrency in (("default", "32"), ("fixed 8", "8")):
+            measured[variant], _ = _load(f"{label}: {variant}", world, latency, {}, work,
+                                         "--concurrency", concurrency)
+        rows.append({"world": label, "default_s": measured["default"].wall_s,
+                     "fixed_8_s": measured["fixed 8"].wall_s,
+                     "requests": measured["default"].requests,
+                     "speedup": round(measured["fixed 8"].wall_s / measured["default"].wall_s,
+                                      2)})
+    return rows
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = ["| quota-bound first load | wall s | answered | 429s (share) | quota's floor s "
+             "| ÷ floor |", "|---|---:|---:|---:|---:|---:|"]
+    for r in results["quota"]:
+        lines.append(f"| {r['case']} | {r['wall_s']:.1f} | {r['answered']:,} | "
+                     f"{r['throttled']} ({r['throttled_share']:.1%}) | {r['quota_floor_s']} | "
+                     f"{r['vs_floor']}× |")
+    b = results["budget"]
+    lines += ["", "| `--max-requests-per-minute` | wall s | requests | most in any 60 s |",
+              "|---:|---:|---:|---:|",
+              f"| {b['budget']} | {b['wall_s']:.1f} | {b['requests']} | "
+              f"{b['most_in_any_60_s']} |"]
+    lines += ["", "| nothing limiting, first load | default (8 → 32 in flight) s | fixed 8 s | "
+              "requests | speed-up |", "|---|---:|---:|---:|---:|"]
+    for r in results["free"]:
+        lines.append(f"| {r['world']} | {r['default_s']:.1f} | {r['fixed_8_s']:.1f} | "
+                     f"{r['requests']} | {r['speedup']}× |")
+    mach = results["machine"]
+    lines += ["", f"Measured {results['started']} UTC on {mach['cores']} cores, Python "
+              f"{mach['python']}, dlt {mach['dlt']}, duckdb {mach['duckdb']}; quota loads at "
+              "50 ms latency, concurrency cap 32; every load a first load, a process of its own, "
+              "the simulator in another."]
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@click.option("--quick", is_flag=True, help="A smoke run: one quota case, small worlds.")
+@click.option("--out", default="bench/results/limits.json", show_default=True)
+def main(quick: bool, out: str) -> None:
+    """Quota-bound, budgeted and unlimited first loads, side by side."""
+    work = Path(tempfile.mkdtemp(prefix="onepin-limits-"))
+    results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M")}
+    results["quota"] = quota_rows(work, quick)
+    results["budget"] = budget_row(work, quick)
+    results["free"] = free_rows(work, quick)
+    text = markdown(results)
+    console.print(text)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(results, indent=2) + "\n")
+    Path(out).with_suffix(".md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

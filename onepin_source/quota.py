@@ -1,0 +1,300 @@
+"""The API's per-key quota, learned from its answers, and a budget of our own.
+
+The Onepin API has a per-key quota (API-key objects carry ``rate_limit_per_min``; the docs'
+example is 1000) whose window and headers are not documented (``docs/api.md``). So the quota is
+learned while loading:
+
+- **from headers**, before any 429: ``X-RateLimit-Limit/-Remaining/-Reset`` (``Reset`` in Unix
+  seconds, or seconds from now when small), the IETF draft's ``RateLimit-Policy: "p";q=100;w=60``
+  and ``RateLimit: "p";r=42;t=30``, and the older draft's ``RateLimit-Limit/-Remaining/-Reset``.
+  Each answer says how many requests are left and when the window frees them: when none are
+  left, nobody sends until then.
+- **from 429s alone** (``Retry-After`` or ``X-RateLimit-Reset``): the 429 says when the window
+  ends, and the requests answered since the previous window began say how many it holds. From
+  then on each window gets that many requests at full speed; when they are spent, one request
+  at a time goes until the window turns (its answer is a 200 again) or a 429 says how long to
+  wait. That costs at most one 429 per window (1% of a 100-request window) instead of a burst.
+
+What was learned (:class:`Quota`) is kept in the pipeline's state, so the next load starts paced.
+
+``--max-requests-per-minute N`` is a budget of our own for a key shared with other users: never
+more than N requests in any 60 s, counting a request from when it is sent until 60 s after its
+answer (so the server, which counts it somewhere in between, never sees more than N in any 60 s).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from onepin_source.settings import MAX_RETRY_DELAY_S
+
+log = logging.getLogger(__name__)
+
+# X-RateLimit-Reset below this is seconds from now (GitHub-style APIs send Unix seconds, others
+# a delta); a Unix time is above 1e9 since 2001.
+_RESET_IS_DELTA_BELOW = 1e9
+_DRAFT_PARAM = re.compile(r";\s*([a-z]+)\s*=\s*(\d+(?:\.\d+)?)")
+
+
+@dataclass(frozen=True)
+class Quota:
+    """What the API allows one key: ``limit`` requests per ``window_s`` seconds."""
+
+    limit: int
+    window_s: float | None  # None: not seen yet (a 429 told the count, not yet the length)
+    source: str  # "headers" or "429"
+
+    def describe(self) -> str:
+        window = f"{self.window_s:.0f} s" if self.window_s else "window not yet known"
+        return f"{self.limit} requests per {window} (learned from {self.source})"
+
+    def as_state(self) -> dict[str, Any]:
+        return {"limit": self.limit, "window_s": self.window_s, "source": self.source}
+
+    @classmethod
+    def from_state(cls, value: Any) -> Quota | None:
+        if not isinstance(value, Mapping) or not isinstance(value.get("limit"), int):
+            return None
+        window = value.get("window_s")
+        return cls(value["limit"], float(window) if window else None,
+                   str(value.get("source") or "429"))
+
+
+@dataclass(frozen=True)
+class HeaderQuota:
+    """What one answer's rate-limit headers say (any field may be missing)."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset_s: float | None = None  # seconds from now until the window frees requests
+    window_s: float | None = None
+
+    @property
+    def seen(self) -> bool:
+        return self.limit is not None or self.remaining is not None
+
+
+def header_quota(headers: Mapping[str, str], now: float | None = None) -> HeaderQuota:
+    """The quota in ``headers``: ``X-RateLimit-*``, IETF ``RateLimit``/``RateLimit-Policy`` or
+    the older draft's ``RateLimit-Limit/-Remaining/-Reset``."""
+    now = time.time() if now is None else now
+    policy = _draft_params(headers.get("RateLimit-Policy"))
+    current = _draft_params(headers.get("RateLimit"))
+    limit = _int(headers.get("X-RateLimit-Limit")) or _int(headers.get("RateLimit-Limit")) \
+        or _int(policy.get("q")) or _int(current.get("limit"))
+    remaining = _first_int(headers.get("X-RateLimit-Remaining"),
+                           headers.get("RateLimit-Remaining"), current.get("r"),
+                           current.get("remaining"))
+    reset = _float(headers.get("X-RateLimit-Reset"))
+    if reset is not None and reset >= _RESET_IS_DELTA_BELOW:
+        reset = max(0.0, reset - now)
+    if reset is None:
+        reset = _float(headers.get("RateLimit-Reset")) or _float(current.get("t")) \
+            or _float(current.get("reset"))
+    return HeaderQuota(limit, remaining, reset, _float(policy.get("w")))
+
+
+def retry_delay_s(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds a 429 asks us to wait: ``Retry-After`` (seconds or an HTTP date), else the
+    quota headers' reset; capped like the official SDK (60 s)."""
+    now = time.time() if now is None else now
+    value = (headers.get("Retry-After") or "").strip()
+    delay: float | None = None
+    if value.isdigit():
+        delay = float(value)
+    elif value:
+        try:
+            delay = max(0.0, parsedate_to_datetime(value).timestamp() - now)
+        except (TypeError, ValueError):
+            delay = None
+    if delay is None:
+        delay = header_quota(headers, now).reset_s
+    return None if delay is None else min(delay, MAX_RETRY_DELAY_S)
+
+
+def _draft_params(value: str | None) -> dict[str, str]:
+    """``q``/``w``/``r``/``t`` of the IETF draft's ``"policy";q=100;w=60``, or the older
+    draft's ``limit=100, remaining=50, reset=5``."""
+    if not value:
+        return {}
+    found = dict(_DRAFT_PARAM.findall(";" + value.split(",")[0]))
+    found.update(re.findall(r"(limit|remaining|reset)\s*=\s*(\d+)", value))
+    return found
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(str(value).strip()) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _int(value: Any) -> int | None:
+    number = _float(value)
+    return int(number) if number is not None else None
+
+
+def _first_int(*values: Any) -> int | None:
+    return next((n for n in map(_int, values) if n is not None), None)
+
+
+class SlidingBudget:
+    """At most ``limit`` requests in any ``window_s``: a request counts from its sending until
+    ``window_s`` after its answer."""
+
+    def __init__(self, limit: int, window_s: float) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._answered: deque[float] = deque()
+        self._in_flight = 0
+
+    def wait_s(self, now: float) -> float | None:
+        """0 if a request may go now, else seconds to wait (None: until an answer)."""
+        while self._answered and self._answered[0] <= now - self.window_s:
+            self._answered.popleft()
+        if self._in_flight + len(self._answered) < self.limit:
+            return 0.0
+        if not self._answered:
+            return None
+        return self._answered[0] + self.window_s - now
+
+    def sent(self) -> None:
+        self._in_flight += 1
+
+    def answered(self, now: float) -> None:
+        self._in_flight -= 1
+        self._answered.append(now)
+
+
+class QuotaWindow:
+    """The API's window as far as we know it (not thread-safe: the limiter holds its lock).
+
+    ``remaining`` None: nothing known, send freely; N: N requests left; 0: spent, so one request
+    at a time asks whether the window turned. ``reset_at``: everybody waits until then."""
+
+    def __init__(self, learned: Quota | None) -> None:
+        self.quota = learned
+        self.remaining: int | None = learned.limit if learned else None
+        self.reset_at: float | None = None
+        self._headers = learned is not None and learned.source == "headers"
+        self._ends: float | None = None  # when the headers last said the window turns
+        self._answered = 0  # requests answered since the last wait ended (or the load began)
+        self._began: float | None = None  # when the last wait ended
+        self._streak = 0  # 429s in a row
+        self._counting = False  # the wait's window was just counted: late answers add to it
+        self._probing = False  # a request went alone to ask whether the window turned
+
+    def wait_s(self, now: float, in_flight: int) -> float | None:
+        """0 if a request may go now, else seconds to wait (None: until an answer)."""
+        if self.reset_at is not None:
+            if now < self.reset_at:
+                return self.reset_at - now
+            self._reopen(self.reset_at)
+        if self.remaining is None or self.remaining > 0:
+            return 0.0
+        if in_flight:
+            return None
+        # Spent: one request asks whether the window turned, once its learned length is over
+        # (earlier, it would only meet a 429).
+        ends = self._began + self.quota.window_s \
+            if self._began is not None and self.quota is not None and self.quota.window_s \
+            else now
+        return max(0.0, ends - now)
+
+    def _reopen(self, at: float) -> None:
+        """The wait is over: with headers, one request asks what is left; from 429s alone, the
+        window holds the count learned."""
+        log.debug("the wait is over; %s answered since the window before began", self._answered)
+        self.reset_at = None
+        self._began = at
+        self._answered = 0
+        self._counting = False
+        if self._headers:
+            self.remaining = 1
+        else:
+            self.remaining = self.quota.limit if self.quota else None
+
+    def sent(self) -> None:
+        if self.remaining is not None and self.remaining > 0:
+            self.remaining -= 1
+        elif self.remaining == 0:
+            self._probing = True  # sent alone (wait_s): the next answer is its
+
+    def answered(self, headers: Mapping[str, str], now: float, others_in_flight: int) -> None:
+        """A request got an answer other than a 429."""
+        self._streak = 0
+        seen = header_quota(headers)
+        if seen.seen:
+            self._from_headers(seen, now, others_in_flight)
+            return
+        if self.reset_at is not None:
+            # Sent before the window was found spent, answered after: it was in its count.
+            if self._counting and self.quota is not None:
+                self.quota = Quota(self.quota.limit + 1, self.quota.window_s, "429")
+            return
+        self._answered += 1
+        probe, self._probing = self._probing, False
+        if probe and self.quota is not None:
+            # One request beyond the count got through: a new window, if the last one is over
+            # by its learned length; else the count learned was short (the load's first window
+            # began before the load, or another user of the key was busy then).
+            length = self.quota.window_s
+            if length and self._began is not None and now >= self._began + length:
+                log.debug("probe got through %.2f s after the window began: a new window",
+                          now - self._began)
+                self._began = now
+                self._answered = 1
+                self.remaining = max(0, self.quota.limit - 1)
+            else:
+                log.debug("probe got through: the count is one more")
+                self.quota = Quota(self.quota.limit + 1, length, self.quota.source)
+
+    def throttled(self, delay_s: float, headers: Mapping[str, str], now: float,
+                  in_flight: int) -> None:
+        """A 429 that asks to wait ``delay_s``. The window is spent when the headers say so, when
+        the count learned is used up, when three 429s come in a row, or when no other request
+        is in flight; then everybody waits, and the requests answered since the last wait are
+        the window's count. A lone 429 among answers makes only its own request wait."""
+        self._streak += 1
+        self._probing = False
+        seen = header_quota(headers)
+        if seen.seen:
+            self._from_headers(seen, now, 0)
+        elif self.reset_at is None:
+            if self.remaining != 0 and self._streak < 3 and in_flight > 0:
+                log.debug("a lone 429 (%s left, %s answered)", self.remaining, self._answered)
+                return
+            log.debug("spent: %s left, %s answered, streak %s", self.remaining, self._answered,
+                      self._streak)
+            # A window seen whole (from the end of a wait) tells the count and the length; the
+            # load's first one tells a count at least (it may have begun before the load).
+            whole = self._began is not None
+            if self._answered > 0 and (self.quota is None or whole and self.quota.source == "429"):
+                window = now + delay_s - self._began if self._began is not None else None
+                self.quota = Quota(self._answered, window, "429")
+                self._counting = True
+        self.remaining = 0
+        self.reset_at = max(self.reset_at or 0.0, now + delay_s)
+
+    def _from_headers(self, seen: HeaderQuota, now: float, others_in_flight: int) -> None:
+        """Trust the server's count, less the requests of ours it may not have counted yet."""
+        self._headers = True
+        if seen.limit is not None:
+            longest = max(seen.reset_s or 0.0, (self.quota.window_s if self.quota else 0) or 0)
+            self.quota = Quota(seen.limit, seen.window_s or longest or None, "headers")
+        ends = now + seen.reset_s if seen.reset_s is not None else None
+        if seen.remaining is not None:
+            left = max(0, seen.remaining - others_in_flight)
+            same = ends is not None and self._ends is not None and abs(ends - self._ends) < 1.0
+            self.remaining = min(self.remaining, left) \
+                if same and self.remaining is not None else left
+        self._ends = ends
+        if self.remaining == 0 and ends is not None:
+            self.reset_at = max(self.reset_at or 0.0, ends)

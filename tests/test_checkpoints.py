@@ -1,0 +1,225 @@
+"""Big loads in pieces (``onepin_source.pieces``): a killed first load resumes after its last
+committed piece and fetches nothing that piece holds; a time-boxed load commits what it fetched,
+says what is left, and the next loads converge to exact tables."""
+
+from __future__ import annotations
+
+import re
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from onepin_sim import Simulator, WorldConfig
+from onepin_source.pieces import Pieces, estimated_runs
+from tests.helpers import (
+    TERMINAL,
+    Db,
+    api_snapshot,
+    assert_matches_api,
+    invoke_cli,
+    kill_during_extract,
+    start_load,
+    table,
+    unsettled,
+)
+
+# 6 workflows of 60 runs: a first load takes six pieces of one workflow (a piece takes 4% of the
+# load's runs, at least 25).
+BIG = WorldConfig(seed=5, workflows=6, runs=60, nodes=4)
+TIMEBOX_LINE = re.compile(r"^Time is up after \d+ s: (\d+) workflows \(~\d+ runs\) remaining; "
+                          r"the next load continues\.$", re.MULTILINE)
+
+
+@pytest.fixture
+def big() -> Iterator[Simulator]:
+    with Simulator(BIG) as simulator:
+        yield simulator
+
+
+def assert_holds_whole_workflows(db: Db, snap: dict[str, Any]) -> set[str]:
+    """What a committed piece holds is exact: each workflow with every run and every step the
+    API shows (or nothing of it). Returns the runs held."""
+    runs = {r for r, in table(db, "select id from onepin.runs")}
+    workflows = {w for w, in table(db, "select id from onepin.workflows")}
+    assert {snap["runs"][r]["workflow_id"] for r in runs} == workflows
+    assert runs == {i for i, r in snap["runs"].items() if r["workflow_id"] in workflows}
+    steps = {s for s, in table(db, "select id from onepin.run_steps")}
+    assert steps == {i for i, s in snap["steps"].items() if s["run_id"] in runs}
+    return runs
+
+
+def kill_then_resume(sim: Simulator, workdir: Path, *args: str, after_steps: int,
+                     row_format: str = "arrow", db: Db | None = None) -> None:
+    """A first load (``args``: its destination) SIGKILLed after ``after_steps`` steps
+    requests, then the next load: what the kill left is exact, and the next load fetches only
+    what no committed piece holds."""
+    db = db or workdir / "onepin_etl.duckdb"
+    flags = ("--row-format", row_format, *args)
+    snap = api_snapshot(sim)
+    sim.stats.reset()
+    sim.set_faults(latency_ms=10)  # slow enough to be killed where asked
+    process = start_load(sim, workdir, "none", "--concurrency", "2", *flags)
+    kill_during_extract(sim, process, after_steps=after_steps)
+    _, stderr = process.communicate(timeout=180)
+    assert process.returncode == -signal.SIGKILL, stderr[-2000:]
+    sim.set_faults(latency_ms=0)
+
+    held = assert_holds_whole_workflows(db, snap) if after_steps > BIG.runs else set()
+    assert len(held) >= (after_steps // BIG.runs - 1) * BIG.runs  # all but the piece in flight
+    sim.stats.reset()
+    invoke_cli(sim, workdir)("load", *flags)
+    assert_matches_api(db, snap)
+    # The resumed load fetched the steps of the runs no committed piece holds, and of those it
+    # holds only the open runs whose last steps had a pending step (as any incremental load).
+    refetched = {r for r in held if snap["runs"][r]["status"] not in TERMINAL
+                 and unsettled(snap, r)}
+    assert sim.stats.snapshot()["requests"].get("steps", 0) == \
+        len(snap["runs"]) - len(held) + len(refetched)
+
+
+def test_a_killed_first_load_resumes_after_its_last_piece(big: Simulator, workdir: Path) -> None:
+    kill_then_resume(big, workdir, after_steps=150)  # in the third piece: two are held
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row_format", ["arrow", "dicts"])
+@pytest.mark.parametrize("after_steps", [20, 100, 250, 340])
+def test_kill_matrix(big: Simulator, workdir: Path, after_steps: int, row_format: str) -> None:
+    kill_then_resume(big, workdir, after_steps=after_steps, row_format=row_format)
+
+
+def test_a_first_load_commits_in_pieces_with_exact_tables(big: Simulator, workdir: Path) -> None:
+    result = invoke_cli(big, workdir)("load")
+    assert result.output.splitlines()[-1] == (
+        "Loaded 6 workflows, 360 runs, 1445 run_steps into onepin_etl.duckdb (dataset onepin); "
+        "6 load package(s).")
+    progress = re.findall(r"^committed piece (\d): [\d,]+ steps requests done in \d+ s "
+                          r"\([\d.]+/s\); ~[\d,]+ requests left for (\d) workflows \(~\d+ runs\), "
+                          r"ETA \d+ s$", result.output, re.MULTILINE)
+    assert progress == [(str(n), str(6 - n)) for n in range(1, 6)]  # between the pieces
+    assert_matches_api(workdir / "onepin_etl.duckdb", api_snapshot(big))
+
+
+@pytest.mark.parametrize(("row_format", "destination"),
+                         [("arrow", "duckdb"), ("dicts", "duckdb"), ("arrow", "parquet")])
+def test_time_boxed_loads_converge(workdir: Path, row_format: str, destination: str) -> None:
+    where: Db = workdir / "onepin_etl.duckdb"
+    args: tuple[str, ...] = ()
+    if destination == "parquet":
+        where, args = {"parquet_dir": str(workdir / "pq")}, ("--destination", "parquet",
+                                                              "--parquet-dir", "pq")
+    with Simulator(WorldConfig(seed=5, workflows=4, runs=30, nodes=4)) as sim:
+        time_boxed_loads_converge(sim, workdir, where, "--row-format", row_format, *args)
+
+
+def time_boxed_loads_converge(sim: Simulator, workdir: Path, where: Db, *args: str) -> None:
+    """Loads boxed to half a second, one after another: each commits at least one workflow
+    and says what is left, the last one says nothing, and the tables are exact."""
+    cli = invoke_cli(sim, workdir)
+    sim.set_faults(latency_ms=15)  # one workflow alone outlasts the time box
+    outputs = []
+    for _ in range(5):
+        result = cli("load", "--max-duration", "0.5", "--concurrency", "1", *args)
+        outputs.append(result.output)
+        if not TIMEBOX_LINE.search(result.output):
+            break
+    left = [int(m.group(1)) for o in outputs for m in [TIMEBOX_LINE.search(o)] if m]
+    # Every load commits at least one workflow, and the last one says nothing is left.
+    assert left[0] < 4 and all(a > b for a, b in zip(left, left[1:], strict=False))
+    assert len(outputs) == len(left) + 1
+    sim.set_faults(latency_ms=0)
+    assert_matches_api(where, api_snapshot(sim))
+
+
+def test_max_duration_from_config_status_and_bad_values(big: Simulator, workdir: Path) -> None:
+    cli = invoke_cli(big, workdir)
+    big.set_faults(latency_ms=15)
+    result = cli("load", "--concurrency", "1", SOURCES__ONEPIN__MAX_DURATION="0.5")
+    left = TIMEBOX_LINE.search(result.output)
+    assert left
+    status = cli("status", "--pipelines-dir", "pipelines").output
+    assert re.search(rf"last checkpoint: piece 1 of the last load; {left.group(1)} workflows "
+                     r"\(~\d+ runs\) left; the next load continues$", status, re.MULTILINE), status
+    big.set_faults(latency_ms=0)
+    cli("load")
+    status = cli("status", "--pipelines-dir", "pipelines").output
+    assert re.search(r"last checkpoint: piece \d+ of the last load; nothing left$", status,
+                     re.MULTILINE), status
+    bad = cli("load", SOURCES__ONEPIN__MAX_DURATION="-3", expect=2)
+    assert bad.output.strip() == "error: max_duration must be a number of seconds above 0, " \
+                                 "not -3.0"
+    assert "Invalid value for '--max-duration'" in cli("load", "--max-duration", "0",
+                                                        expect=2).output
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def workflows(*runs_counts: int) -> list[dict[str, Any]]:
+    return [{"id": f"w{i}", "runs_count": n} for i, n in enumerate(runs_counts)]
+
+
+def test_pieces_take_workflows_by_budget_and_requeue_those_not_started() -> None:
+    clock = Clock()
+    plan = Pieces(max_duration_s=100, clock=clock)
+    plan.checkpoints = True
+    first = plan.next_piece(lambda: workflows(60, 60, 60, 6000, 10), {})
+    assert [w["id"] for w in first] == ["w0", "w1"]  # 100 estimated runs for the first piece
+    assert plan.may_start("w0")
+    clock.now = 61  # a piece starts no workflow after a minute
+    assert not plan.may_start("w1")
+    plan.fetched_steps(60)
+    second = plan.next_piece(lambda: [], {})
+    assert [w["id"] for w in second] == ["w1"]  # ~1 run/s measured, 39 s left in the box
+    assert plan.left() == (4, 6130) and plan.may_start("w1") and plan.left() == (3, 6070)
+    clock.now = 100
+    assert plan.next_piece(lambda: [], {}) == [] and plan.time_is_up()
+    assert not plan.finished and plan.left() == (3, 6070)
+
+
+def test_a_piece_is_a_small_share_of_a_small_load() -> None:
+    plan = Pieces()
+    plan.checkpoints = True
+    assert len(plan.next_piece(lambda: workflows(*[10] * 100), {})) == 4  # 4% of 1,000 runs
+
+
+def test_every_load_starts_one_workflow_with_new_runs_even_when_the_time_is_up() -> None:
+    clock = Clock()
+    plan = Pieces(max_duration_s=1, clock=clock)
+    clock.now = 5
+    loaded: dict[str, Any] = {"w0": {"workflow": [None, 3, {}], "open": {"r1": "t"}}}  # no new
+    assert len(plan.next_piece(lambda: workflows(3, 4, 5), loaded)) == 3
+    assert plan.may_start("w0") and plan.may_start("w1") and not plan.may_start("w2")
+
+
+def test_estimated_runs_from_the_list_item_and_the_state() -> None:
+    item = {"id": "w", "runs_count": 50, "last_run_at": "2026-01-01T00:00:00Z"}
+    assert estimated_runs(item, {}) == 50
+    seen = {"workflow": ["2026-01-01T00:00:00+00:00", 50, {}], "open": {}}
+    assert estimated_runs(item, seen) == 0
+    assert estimated_runs({**item, "runs_count": 53}, {**seen, "open": {"r": "t"}}) == 4
+
+
+class Limiter:
+    def describe(self) -> str:
+        return "quota learned: 1000 requests / 60 s"
+
+
+def test_progress_says_requests_done_and_left_rate_eta_and_quota() -> None:
+    clock = Clock()
+    plan = Pieces(limiter=Limiter(), clock=clock)
+    plan.next_piece(lambda: workflows(100, 200), {})
+    plan.may_start("w0")
+    plan.fetched_steps(100)
+    clock.now = 50
+    assert plan.describe() == (
+        "piece 1: 100 steps requests done in 50 s (2.0/s); ~202 requests left for 1 workflows "
+        "(~200 runs), ETA 101 s; quota learned: 1000 requests / 60 s")
