@@ -19,15 +19,19 @@ from tests.helpers import ROOT, SMALL
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
+# Pages whose Python blocks are whole programs (a page of fragments, like the SQL cookbook's
+# sqlglot line, is not listed). When README sections move to docs/, list those pages here.
+PAGES = ("README.md",)
+
+
 def python_blocks() -> list[str]:
-    """Every Python block of the README and the docs, in reading order."""
-    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    return [block for page in pages for block in BLOCK.findall(page.read_text("utf-8"))]
+    """Every Python block of :data:`PAGES`, in reading order."""
+    return [block for page in PAGES for block in BLOCK.findall((ROOT / page).read_text("utf-8"))]
 
 
 def test_the_readme_has_the_examples_we_run() -> None:
     blocks = python_blocks()
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     assert any("from onepin_source import onepin" in b for b in blocks)
 
 
