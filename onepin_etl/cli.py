@@ -82,15 +82,38 @@ def main(debug: bool) -> None:
     and report on them."""
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    dlt_log = logging.getLogger("dlt")
+    if not debug and not any(isinstance(f, _LoadJobTracebacks) for f in dlt_log.filters):
+        dlt_log.addFilter(_LoadJobTracebacks())
+
+
+class _LoadJobTracebacks(logging.Filter):
+    """Drops dlt's ERROR records of failed load jobs: each carries a traceback (one constraint
+    error made ~500 lines), and the command's one-line error names the same cause (``--debug``
+    keeps them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno >= logging.ERROR and record.filename == "load.py")
+
+
+_DESTINATION_HELP = ("duckdb, parquet, ducklake or postgres (shared destinations are configured "
+                     "in .dlt/secrets.toml or DESTINATION__* variables)")
+
+
+def load_target_options(func: F) -> F:
+    """Where ``load`` writes: the readers' choices, and any other dlt destination."""
+    return _target_options(func, f"{_DESTINATION_HELP}, or any dlt destination name.")
 
 
 def target_options(func: F) -> F:
-    """Options naming where data lives: shared by load and report."""
+    """Where a reader (report, check, sql, status) finds the data."""
+    return _target_options(func, f"{_DESTINATION_HELP}.")
+
+
+def _target_options(func: F, destination_help: str) -> F:
     for option in reversed([
         click.option("--destination", default="duckdb", show_default=True,
-                     help="duckdb, parquet, ducklake or postgres (shared destinations are "
-                          "configured in .dlt/secrets.toml or DESTINATION__* variables); "
-                          "load also takes any dlt destination name."),
+                     help=destination_help),
         click.option("--duckdb-path", default=DEFAULT_DUCKDB_PATH, show_default=True,
                      help="DuckDB file (destination duckdb)."),
         click.option("--parquet-dir", default=DEFAULT_PARQUET_DIR, show_default=True,
@@ -110,8 +133,18 @@ def shard_option(func: F) -> F:
              "ducklake or postgres.")(func)
 
 
+def status_shard_option(func: F) -> F:
+    return click.option("--shard", metavar="K/N",
+                        help="Show shard K of N's pipeline (<name>_shardKofN), as loaded with "
+                             "load --shard K/N.")(func)
+
+
+PIPELINES_DIR_HELP = ("dlt's working folder (default: dlt's, ~/.dlt/pipelines, or "
+                      "/var/dlt/pipelines when run as root)")
+
+
 @main.command()
-@target_options
+@load_target_options
 @click.option("--workflow", "workflows", multiple=True, metavar="ID",
               help="Workflow to load (repeatable); default: every workflow the key can see.")
 @click.option("--run", "runs", multiple=True, metavar="WORKFLOW_ID/RUN_ID",
@@ -119,6 +152,9 @@ def shard_option(func: F) -> F:
 @click.option("--since", metavar="ISO8601", help="Lower bound on run created_at (first load).")
 @click.option("--no-results", is_flag=True, help="Do not fetch step result payloads.")
 @click.option("--full-refresh", is_flag=True, help="Drop this source's tables and state first.")
+@click.option("--drop-pending", is_flag=True,
+              help="First drop the load packages an earlier run left pending (status lists "
+                   "them); their data is fetched again.")
 @click.option("--lookback-minutes", type=int, default=DEFAULT_LOOKBACK_MINUTES,
               show_default=True, help="Re-list runs created this long before the mark.")
 @click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY),
@@ -135,8 +171,7 @@ def shard_option(func: F) -> F:
 @click.option("--pipeline-name",
               help=f"dlt pipeline name (default {DEFAULT_PIPELINE_NAME}, or "
                    f"{DEFAULT_PIPELINE_NAME}_<destination> for other destinations).")
-@click.option("--pipelines-dir", type=click.Path(file_okay=False),
-              help="dlt's working folder (default ~/.dlt/pipelines).")
+@click.option("--pipelines-dir", type=click.Path(file_okay=False), help=f"{PIPELINES_DIR_HELP}.")
 @click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=0, show_default=True,
               metavar="SECONDS",
               help="If another load of this pipeline is running, wait this long for it, then "
@@ -148,10 +183,10 @@ def shard_option(func: F) -> F:
 @user_errors
 def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
          workflows: tuple[str, ...], runs: tuple[str, ...], since: str | None,
-         no_results: bool, full_refresh: bool, lookback_minutes: int, concurrency: int,
-         max_requests_per_minute: int | None, row_format: str, progress: str | None,
-         pipeline_name: str | None, pipelines_dir: str | None, wait_s: float,
-         max_duration: float | None, shard: str | None) -> None:
+         no_results: bool, full_refresh: bool, drop_pending: bool, lookback_minutes: int,
+         concurrency: int, max_requests_per_minute: int | None, row_format: str,
+         progress: str | None, pipeline_name: str | None, pipelines_dir: str | None,
+         wait_s: float, max_duration: float | None, shard: str | None) -> None:
     """Load workflows, runs and run steps incrementally, committed in pieces."""
     from collections import Counter
 
@@ -181,9 +216,10 @@ def load(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     if max_requests_per_minute:
         options["max_requests_per_minute"] = max_requests_per_minute
     run(target, full_refresh=full_refresh, progress=progress, wait_s=wait_s,
-        on_piece=piece_done, workflow_ids=list(workflows) or None, runs=list(runs) or None,
-        since=since, include_result=not no_results, lookback_minutes=lookback_minutes,
-        concurrency=concurrency, row_format=row_format, **options)
+        drop_pending=drop_pending, on_piece=piece_done, workflow_ids=list(workflows) or None,
+        runs=list(runs) or None, since=since, include_result=not no_results,
+        lookback_minutes=lookback_minutes, concurrency=concurrency, row_format=row_format,
+        **options)
     rows = ", ".join(f"{counts.get(t, 0)} {t}" for t in ("workflows", "runs", "run_steps"))
     of_shard = f" (shard {shard})" if shard else ""
     out.print(f"Loaded {rows}{of_shard} into {target.location} (dataset {dataset}); "
@@ -281,6 +317,9 @@ def _html_report(target: Target, filters: Any, top: int, output: str | None,
 @click.option("--p95-factor", type=click.FloatRange(min=1), default=1.5, show_default=True,
               help="How much slower a recent p95 must be to count as a regression.")
 @click.option("--no-regressions", is_flag=True, help="Skip the regression rules.")
+@click.option("--allow-empty", is_flag=True,
+              help="Healthy even with no steps in the window (default: exit 6, nothing to "
+                   "judge).")
 @click.option("--as-of", metavar="ISO8601", help="Judge as of this time (default: now).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
@@ -300,9 +339,9 @@ def check(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
           workflows: tuple[str, ...], by: str, window: str, baseline: str,
           max_failure_rate: float | None, max_p95_seconds: float | None, max_age: str | None,
           min_executions: int, min_failures: int, confidence: float, p95_factor: float,
-          no_regressions: bool, as_of: str | None, fmt: str, notify_url: str | None,
-          notify_always: bool, notify_timeout: float, pipeline_name: str | None,
-          pipelines_dir: str | None) -> None:
+          no_regressions: bool, allow_empty: bool, as_of: str | None, fmt: str,
+          notify_url: str | None, notify_always: bool, notify_timeout: float,
+          pipeline_name: str | None, pipelines_dir: str | None) -> None:
     """Health checks after a load: thresholds, freshness, regressions. Exit 6 on a failure."""
     from datetime import UTC, datetime
 
@@ -319,7 +358,7 @@ def check(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
             baseline=before, by=by, max_failure_rate=max_failure_rate,
             max_p95_seconds=max_p95_seconds, max_age=oldest, min_executions=min_executions,
             min_failures=min_failures, confidence=confidence, p95_factor=p95_factor,
-            regressions=not no_regressions)
+            regressions=not no_regressions, allow_empty=allow_empty)
     filters = analysis.Filters(tuple(validate_uuid(w, "workflow id") for w in workflows))
     with analysis.connect(_readable(destination, duckdb_path, parquet_dir, dataset),
                           filters=filters) as con:
@@ -365,17 +404,28 @@ def _readable(destination: str, duckdb_path: str, parquet_dir: str, dataset: str
     readers cannot open that kind of destination."""
     target = Target(destination, duckdb_path, parquet_dir, dataset)
     target.check_readable()
+    _require_local_files(target)
     return target
+
+
+def _require_local_files(target: Target) -> None:
+    """A reader pointed at a DuckDB file or Parquet folder that does not exist is a usage error
+    (a typo, most often), not an empty result: exit 2 saying so."""
+    path = target.local_files
+    if path is not None and not path.exists():
+        option = f"--{(target.kind.location_param or 'destination').replace('_', '-')}"
+        raise ConfigError(f"{path} does not exist: check {option}, or load it first with "
+                          f"'onepin-etl load'")
 
 
 @main.command()
 @target_options
 @click.option("--pipeline-name", help="dlt pipeline name (as given to load).")
 @click.option("--pipelines-dir", type=click.Path(file_okay=False),
-              help="dlt's working folder (as given to load).")
+              help=f"{PIPELINES_DIR_HELP}; as given to load.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
-@shard_option
+@status_shard_option
 @user_errors
 def status(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
            pipeline_name: str | None, pipelines_dir: str | None, fmt: str,
@@ -388,7 +438,8 @@ def status(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name, pipelines_dir,
                     shard)
     target.check_readable()
-    found = collect(target)
+    found = collect(target)  # first: "no pipeline" says more than "no file" on a first day
+    _require_local_files(target)
     if fmt == "json":
         out.out(json.dumps(found.as_dict(), indent=2), highlight=False)
         return
@@ -461,7 +512,7 @@ def doctor(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
 @click.option("--dataset", default=DEFAULT_DATASET, show_default=True)
 @click.option("--pipeline-name", help="dlt pipeline name that loads the folder (for its lock).")
 @click.option("--pipelines-dir", type=click.Path(file_okay=False),
-              help="dlt's working folder (for the lock).")
+              help=f"{PIPELINES_DIR_HELP}; for the lock.")
 @click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=0, show_default=True,
               metavar="SECONDS", help="If a load is running, wait this long, then exit 7.")
 @user_errors

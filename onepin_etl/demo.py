@@ -43,10 +43,10 @@ def run_demo(out_dir: Path, console: Console, *, world: WorldConfig = DEMO_WORLD
             with console.status(f"{label}: extracting, normalizing and loading into {db} …"):
                 run_load(target, api_key=sim.api_key, base_url=sim.base_url)
             requests = sim.stats.snapshot()["requests"]
-            console.print(f"   {label}: {requests.get('workflows', 0)} workflows pages, "
-                          f"{requests.get('runs', 0)} runs pages, "
-                          f"{requests.get('run', 0)} open-run re-reads, "
-                          f"{requests.get('steps', 0)} steps requests.")
+            console.print(f"   {label}: {_n(requests.get('workflows', 0), 'workflow list page')}, "
+                          f"{_n(requests.get('runs', 0), 'run list page')}, "
+                          f"{_n(requests.get('run', 0), 'open-run re-read')}, "
+                          f"{_n(requests.get('steps', 0), 'steps request')}.")
 
         load("First load")
         before = _runs_by_id(db)
@@ -59,8 +59,9 @@ def run_demo(out_dir: Path, console: Console, *, world: WorldConfig = DEMO_WORLD
         after = _runs_by_id(db)
         finished = sum(1 for i, s in before.items()
                        if s not in TERMINAL_RUN_STATUSES and after.get(i) in TERMINAL_RUN_STATUSES)
-        console.print(f"   {len(after) - len(before)} new runs; {finished} runs that were open "
-                      "have finished; their steps were replaced.")
+        ended = "run that was open has" if finished == 1 else "runs that were open have"
+        console.print(f"   {_n(len(after) - len(before), 'new run')}; {finished} {ended} "
+                      "finished; their steps were replaced.")
         as_of = datetime.fromtimestamp(sim.clock.now_ms / 1000, tz=UTC)
     console.print("[bold]3.[/] Report")
     report.render(report.build(target, top), "table", console)
@@ -69,6 +70,11 @@ def run_demo(out_dir: Path, console: Console, *, world: WorldConfig = DEMO_WORLD
     console.print(f"\nThe health page (open it in a browser): {page}")
     _tell_how_to_query(db, console.print)
     return db
+
+
+def _n(count: int, thing: str) -> str:
+    """``1 new run``, ``2 new runs``."""
+    return f"{count} {thing}{'' if count == 1 else 's'}"
 
 
 def _tell_how_to_query(db: Path, say: Callable[[str], None]) -> None:

@@ -20,7 +20,9 @@ Rules (README "Checks"):
     ``(1 - confidence) / tests``, so a check of many stable nodes raises no false alarm with
     probability ``confidence``;
 - **duplicates**: a step ``(run_id, id)`` loaded twice (never expected: runs are replaced as a
-  unit).
+  unit);
+- **nothing to judge**: no completed or failed step in the recent window (a load that stopped,
+  a wrong ``--workflow`` or ``--window``) is not healthy, unless ``allow_empty``.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class CheckConfig:
     confidence: float = 0.99
     p95_factor: float = 1.5
     regressions: bool = True
+    allow_empty: bool = False  # no step in the window is healthy (a workspace that rests)
 
     def __post_init__(self) -> None:
         if self.by not in ("node", "node_type"):
@@ -84,7 +87,7 @@ class CheckConfig:
 class Finding:
     """One failed check: where, which metric, its value, and the limit or baseline."""
 
-    check: str  # threshold | freshness | regression | duplicates
+    check: str  # threshold | freshness | regression | duplicates | empty
     metric: str
     value: float
     limit: float
@@ -97,6 +100,8 @@ class Finding:
         return " / ".join(p for p in (self.workflow, self.node) if p) or "all data"
 
     def line(self) -> str:
+        if self.check == "empty":
+            return f"nothing to judge: {self.detail}"
         compare = "baseline" if self.check == "regression" else "limit"
         return (f"{self.check}: {self.subject}: {self.metric} {_fmt(self.value)} "
                 f"({compare} {_fmt(self.limit)}; {self.detail})")
@@ -130,6 +135,9 @@ def run_checks(con: duckdb.DuckDBPyConnection, config: CheckConfig) -> HealthRep
     baseline = steps[steps.started_at < recent_start]
     newest = _newest_run(con)
     findings = list(_freshness(newest, config)) + list(_duplicates(con))
+    if recent.empty and not config.allow_empty:
+        findings.append(Finding("empty", "steps_recent", 0.0, 1.0,
+                                detail=f"no steps in the last {span_text(config.window)}"))
     keys = ["workflow_name", "node_display_name"] if config.by == "node" else ["node_type"]
     group_keys = ["workflow_id", "node_id"] if config.by == "node" else ["node_type"]
     groups = 0
@@ -285,8 +293,9 @@ def binomial_tail(k: int, n: int, p: float) -> float:
 
 
 def span_text(delta: timedelta) -> str:
+    """``24h`` as the default ``--window`` is written (not ``1d``), ``7d``, ``90m``."""
     seconds = int(delta.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0 and seconds >= size:
+        if seconds % size == 0 and seconds >= size and (unit != "d" or seconds > 86400):
             return f"{seconds // size}{unit}"
     return f"{seconds}s"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import socket
 import time
@@ -24,6 +25,7 @@ from typing import IO, Any
 from onepin_etl.errors import LoadLockedError
 
 POLL_S = 0.2  # how often a waiting load tries again
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,15 +58,22 @@ def held(paths: list[Path], pipeline_name: str, *, wait_s: float = 0.0) -> Itera
     deadline = time.monotonic() + wait_s
     with ExitStack() as stack:
         for path in paths:
-            stack.enter_context(_held(path, pipeline_name, deadline))
+            stack.enter_context(_held(path, pipeline_name, deadline, wait_s))
         yield
 
 
 @contextmanager
-def _held(path: Path, pipeline_name: str, deadline: float) -> Iterator[None]:
+def _held(path: Path, pipeline_name: str, deadline: float, wait_s: float) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+", encoding="utf-8") as file:
+        told = False
         while not _try_lock(file):
+            if wait_s > 0 and not told:  # --wait says what it is waiting for, once
+                holder = read_holder(path)
+                log.warning("waiting up to %g s (--wait) for %s, which %s holds", wait_s,
+                            _what(path, pipeline_name, holder),
+                            holder.describe() if holder else "another process")
+                told = True
             if time.monotonic() >= deadline:
                 raise LoadLockedError(_locked_message(path, pipeline_name, read_holder(path)))
             time.sleep(POLL_S)
@@ -110,10 +119,22 @@ def read_holder(path: Path) -> Holder | None:
             return Holder("?", 0, "?", "?")
 
 
+def _is_pipeline_lock(path: Path, pipeline_name: str) -> bool:
+    return path.name.startswith(f".{pipeline_name}.")
+
+
+def _what(path: Path, pipeline_name: str, holder: Holder | None) -> str:
+    if _is_pipeline_lock(path, pipeline_name):
+        return f"pipeline {pipeline_name!r}"
+    return (f"the destination {path.name.removeprefix('.').removesuffix('.onepin.lock')!r} "
+            f"(pipeline {holder.pipeline if holder else '?'!r})")
+
+
 def _locked_message(path: Path, pipeline_name: str, holder: Holder | None) -> str:
     who = holder.describe() if holder else "another process"
-    what = (f"pipeline {pipeline_name!r}" if path.name.startswith(f".{pipeline_name}.")
-            else f"the destination {path.name.removeprefix('.').removesuffix('.onepin.lock')!r} "
-                 f"(pipeline {holder.pipeline if holder else '?'!r})")
-    return (f"{what} is being loaded by {who}; this load did not start. Wait for it, or pass "
-            "--wait SECONDS to queue behind it")
+    # One pipeline, one load at a time, whatever the destination: a load into another file
+    # that may run alongside needs a pipeline (and so a state) of its own.
+    other = ("; to load another destination at the same time, give it its own --pipeline-name"
+             if _is_pipeline_lock(path, pipeline_name) else "")
+    return (f"{_what(path, pipeline_name, holder)} is being loaded by {who}; this load did not "
+            f"start. Wait for it, or pass --wait SECONDS to queue behind it{other}")

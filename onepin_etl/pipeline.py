@@ -24,7 +24,7 @@ from typing import Any
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from onepin_etl import lock
+from onepin_etl import lock, recovery
 from onepin_etl.destinations import Target, kind_of
 from onepin_etl.destinations.config import configure_dlt
 from onepin_etl.destinations.scrub import first_line, scrub
@@ -108,8 +108,7 @@ def run_load(pipeline: dlt.Pipeline, source: Any, *, full_refresh: bool = False,
 def _run(pipeline: dlt.Pipeline, source: Any, options: dict[str, Any],
          on_piece: PieceDone | None) -> LoadInfo:
     if pipeline.has_pending_data:
-        log.warning("finishing a load package left pending by an earlier run")
-        _with_lock_retries(pipeline, lambda: (pipeline.normalize(), pipeline.load()))
+        _finish_pending(pipeline)
     plan = pieces_of(source)
     if plan is not None:
         plan.checkpoints = True
@@ -128,6 +127,24 @@ def _run(pipeline: dlt.Pipeline, source: Any, options: dict[str, Any],
             return info
         log.info("committed %s", plan.describe())
         options.pop("refresh", None)  # a full refresh drops the tables before the first piece
+
+
+def _finish_pending(pipeline: dlt.Pipeline) -> None:
+    """Load what an earlier run left pending before extracting anything new. If it fails again
+    for a reason other than a lock or a configuration error, it will fail every time: say
+    which package, and the way out."""
+    pending = recovery.pending_packages(pipeline)
+    log.warning("finishing a load package left pending by an earlier run")
+    try:
+        _with_lock_retries(pipeline, lambda: (pipeline.normalize(), pipeline.load()))
+    except PipelineStepFailed as exc:
+        if _user_error(exc) is not None or kind_of(pipeline).retryable(_root(exc)):
+            raise
+        raise DestinationError(
+            f"the load package(s) {', '.join(pending)} left pending by an earlier run failed to "
+            f"load again: {_one_line(_root(exc))}; run 'onepin-etl load --drop-pending' to drop "
+            "them (their data is fetched again: their incremental state was never committed)"
+        ) from None
 
 
 def create_views(pipeline: dlt.Pipeline) -> None:
@@ -210,10 +227,12 @@ def _translate(exc: PipelineStepFailed, pipeline: dlt.Pipeline,
     found = _user_error(exc)
     if found is not None:
         return found
-    cause = _one_line(_root(exc))
+    root = _root(exc)
+    cause = _one_line(root)
     if exc.step in _DESTINATION_STEPS:
         where = location or pipeline.destination.destination_name
-        return kind_of(pipeline).write_error(cause, where)
+        kind = kind_of(pipeline)
+        return kind.write_error(cause, where, retryable=kind.retryable(root))
     return DestinationError(f"{exc.step} step failed: {cause}")
 
 

@@ -8,11 +8,14 @@ import math
 from typing import Any
 
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from onepin_etl import analysis
 from onepin_etl.destinations import Target
+
+WIDEST = 100_000  # "no limit" for a table's width when the output is not a terminal
 
 
 def build(target: Target, top: int = 10, filters: analysis.Filters | None = None
@@ -32,8 +35,9 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def render(sections: dict[str, pd.DataFrame], fmt: str, console: Console) -> None:
-    """Print ``sections`` in ``fmt`` (``table``, ``csv``, ``json`` or ``markdown``), titled as
-    ``analysis.QUESTIONS`` (or by their name)."""
+    """Print ``sections`` in ``fmt`` (table, csv, json or markdown), titled as
+    ``analysis.QUESTIONS`` (or by their name). One section alone in CSV is plain CSV (header
+    first); several are each preceded by a ``# name`` line."""
     if fmt == "json":
         console.out(json.dumps({k: _records(v) for k, v in sections.items()},
                                ensure_ascii=False, indent=2), highlight=False)
@@ -44,11 +48,26 @@ def render(sections: dict[str, pd.DataFrame], fmt: str, console: Console) -> Non
         if fmt == "csv":
             buffer = io.StringIO()
             frame.to_csv(buffer, index=False)
-            console.out(f"# {name}\n{buffer.getvalue()}", highlight=False)
+            heading = f"# {name}\n" if len(sections) > 1 else ""
+            console.out(f"{heading}{buffer.getvalue()}", highlight=False, end="")
         elif fmt == "markdown":
             console.out(f"## {title}\n\n{_markdown(frame)}\n", highlight=False)
         else:
-            console.print(_rich_table(title, frame))
+            _print_table(console, title if len(sections) > 1 else None, frame)
+
+
+def _print_table(console: Console, title: str | None, frame: pd.DataFrame) -> None:
+    """A terminal gets a table that fits its width; a pipe or a file gets a plain one (ASCII,
+    no colour) as wide as its widest row, each row on one line, so that ``grep``, ``less -S``
+    and ``cut`` see whole values."""
+    if console.is_terminal:
+        console.print(_rich_table(title, frame, plain=False))
+        return
+    if title:
+        console.out(title, highlight=False)
+    table = _rich_table(None, frame, plain=True)
+    width = console.measure(table, options=console.options.update(width=WIDEST)).maximum
+    Console(file=console.file, width=width, color_system=None).print(table)
 
 
 def cell_text(column: str, value: Any) -> str:
@@ -74,12 +93,14 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _rich_table(title: str, frame: pd.DataFrame) -> Table:
-    table = Table(title=title, title_justify="left", show_lines=False)
+def _rich_table(title: str | None, frame: pd.DataFrame, *, plain: bool) -> Table:
+    table = Table(title=title, title_justify="left", show_lines=False,
+                  box=box.ASCII if plain else box.HEAVY_HEAD)
     for column in frame.columns:
         numeric = pd.api.types.is_numeric_dtype(frame[column])
         table.add_column(column, justify="right" if numeric else "left",
-                         overflow="fold", max_width=48)
+                         overflow="fold", no_wrap=plain,
+                         max_width=None if plain else 48)
     for row in frame.itertuples(index=False):
         table.add_row(*(cell_text(c, v) for c, v in zip(frame.columns, row, strict=True)))
     if frame.empty:

@@ -15,7 +15,7 @@ from typing import Any
 
 import dlt
 
-from onepin_etl import analysis, lock
+from onepin_etl import analysis, lock, recovery
 from onepin_etl.destinations import Target
 from onepin_etl.dlt_internals import CannotRestorePipelineException
 from onepin_etl.utc import as_utc
@@ -103,8 +103,7 @@ def collect(target: Target) -> PipelineStatus:
         last_run=_last_run(pipeline), newest_run_at=newest_run_at,
         open_runs=sum(len(w.get("open") or {}) for w in workflows.values()),
         workflows_tracked=len(workflows), checkpoint=source_state.get("checkpoint"),
-        pending_packages=[*pipeline.list_extracted_load_packages(),
-                          *pipeline.list_normalized_load_packages()],
+        pending_packages=recovery.pending_packages(pipeline),
         lock_holder=next((h for h in holders if h is not None), None))
 
 

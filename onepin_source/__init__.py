@@ -3,7 +3,8 @@
     import dlt
     from onepin_source import onepin
 
-    pipeline = dlt.pipeline("onepin", destination="duckdb", dataset_name="onepin")
+    pipeline = dlt.pipeline("onepin_example", dataset_name="onepin",
+                            destination=dlt.destinations.duckdb("onepin_example.duckdb"))
     pipeline.run(onepin(workflow_ids=["<uuid>"]))
 
 Tables (``docs/architecture.md``): ``workflows`` (merge on ``id``), ``runs`` (merge on ``id``)
@@ -11,7 +12,8 @@ and ``run_steps`` (one row per node execution attempt, key ``(run_id, id)``; a r
 replaced as a unit: delete-insert on ``merge_key="run_id"``, see ``hints.RUN_STEPS_TABLE``).
 
 This package is the source and nothing else: no CLI, destinations or reports (those are the
-application, ``onepin_etl``), and it never changes process-wide settings.
+application, ``onepin_etl``), and it changes no process-wide setting (it filters one dlt
+warning, :class:`onepin_source.batches._JsonHintFilter`).
 """
 
 from __future__ import annotations

@@ -95,7 +95,11 @@ class ArrowRows:
                 self._place(name, values, order, typed, variant=False)
         arrays = {name: _array(col.data_type, col.values) for name, col in typed.items()}
         new_hints = _new_hints(typed)
-        table = pa.table(arrays)
+        # A column the hints declare not nullable (``id``) is not nullable in Arrow either:
+        # dlt compares the two and warns when they differ.
+        table = pa.Table.from_arrays(list(arrays.values()), schema=pa.schema([
+            pa.field(name, array.type, nullable=self._hints.get(name, {}).get("nullable", True))
+            for name, array in arrays.items()]))
         if new_hints:
             return dlt.mark.with_hints(table, dlt.mark.make_hints(columns=new_hints))
         return table

@@ -14,7 +14,7 @@ import pyarrow as pa
 from onepin_source.arrow_rows import ArrowRows
 from onepin_source.checks import ProblemTally, step_problems
 from onepin_source.client import OnepinClient
-from onepin_source.dlt_internals import DataItemWithMeta
+from onepin_source.dlt_internals import HINT_OVERRIDE_WARNING, DataItemWithMeta
 from onepin_source.errors import ConfigError
 from onepin_source.hints import RUN_HINTS, STEP_HINTS
 from onepin_source.incremental import STEP_FINGERPRINT_FIELDS, steps_fingerprint, steps_settled
@@ -33,6 +33,8 @@ class RowBatches:
             raise ConfigError(f"row_format must be one of {', '.join(ROW_FORMATS)}, "
                               f"not {row_format!r}")
         self.arrow = row_format == "arrow"
+        if self.arrow:
+            _JsonHintFilter.install()
         self._runs = ArrowRows("runs", RUN_HINTS)
         self._steps = ArrowRows("run_steps", STEP_HINTS)
 
@@ -41,6 +43,32 @@ class RowBatches:
 
     def steps(self, rows: list[dict[str, Any]]) -> Any:
         return self._steps.table(rows) if self.arrow else rows
+
+
+class _JsonHintFilter(logging.Filter):
+    """Drops dlt's "several column hints were different" warning for ``run_steps`` only.
+
+    Arrow has no JSON type, so JSON columns (``active_ports``, ``locales``, lists in
+    ``result``) travel as Arrow strings while the hints say ``json``, as they must for the
+    tables to equal the dict rows' (dlt keeps the hint, the destination parses the strings).
+    dlt warns about that difference on every batch. Every other hint agrees with Arrow's
+    (``id`` is not nullable in both), so ``runs`` and other sources still warn if theirs
+    differ.
+    """
+
+    _installed = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (HINT_OVERRIDE_WARNING in message
+                    and message.startswith("In resource: run_steps,"))
+
+    @classmethod
+    def install(cls) -> None:
+        with cls._installed:
+            dlt_log = logging.getLogger("dlt")
+            if not any(isinstance(f, cls) for f in dlt_log.filters):
+                dlt_log.addFilter(cls())
 
 
 def regroup(pages: Iterable[list[T]], size: int) -> Iterator[list[T]]:

@@ -16,8 +16,9 @@ What the source relies on, and why:
 - **Column hints' types** (``hints``, ``arrow_rows``): ``TColumnSchema`` and ``TDataType``.
 - **Items with hints** (``batches``): a resource item wrapped by ``dlt.mark.with_hints`` arrives
   at a transformer as ``DataItemWithMeta``.
-- **The Arrow extractor's hint warning** (``HINT_OVERRIDE_WARNING``): logged for every Arrow
-  table whose types differ from the hints we set on purpose; the application filters it.
+- **The Arrow extractor's hint warning** (``HINT_OVERRIDE_WARNING``, ``In resource: <name>,``):
+  logged for every Arrow table whose types differ from the hints; ours differ on purpose for
+  JSON columns of ``run_steps`` only, and ``batches._JsonHintFilter`` drops that one.
 """
 
 from __future__ import annotations

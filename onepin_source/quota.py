@@ -247,8 +247,7 @@ class QuotaWindow:
             # (another user of the key was busy then).
             length = self.quota.window_s
             if not length or self._began is None or now >= self._began + length:
-                log.debug("probe got through %.2f s after the window began: a new window",
-                          now - self._began)
+                log.debug("a probe got through: a new window")
                 self._began = now
                 self._answered = 1
                 self.remaining = max(0, self.quota.limit - 1)

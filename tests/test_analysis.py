@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -175,9 +176,13 @@ def test_report_filters(sim: Simulator, cli: Any, loaded: Path) -> None:
     assert "Nothing to report: no runs match" in empty.output
 
 
-def test_report_without_data_is_friendly(cli: Any) -> None:
-    result = cli("report", "--duckdb-path", "missing.duckdb")
-    assert "Nothing to report yet: no DuckDB file at missing.duckdb" in result.output
+def test_report_without_data_is_friendly(cli: Any, workdir: Path) -> None:
+    result = cli("report", "--duckdb-path", "missing.duckdb", expect=2)
+    assert result.output == ("error: missing.duckdb does not exist: check --duckdb-path, or "
+                             "load it first with 'onepin-etl load'\n")
+    duckdb.connect(str(workdir / "empty.duckdb")).close()
+    empty = cli("report", "--duckdb-path", "empty.duckdb")
+    assert "Nothing to report yet: empty.duckdb has no loaded Onepin data" in empty.output
 
 
 def test_demo_runs_end_to_end_and_again(workdir: Path) -> None:
@@ -186,8 +191,8 @@ def test_demo_runs_end_to_end_and_again(workdir: Path) -> None:
     for _ in range(2):  # re-running the demo works
         db = run_demo(workdir / "demo", console, world=world, top=3)
     text = console.export_text()
-    assert text.count("First load: 1 workflows pages, 2 runs pages, 0 open-run re-reads, "
-                      "20 steps requests.") == 2
+    assert text.count("First load: 1 workflow list page, 2 run list pages, 0 open-run "
+                      "re-reads, 20 steps requests.") == 2
     assert (workdir / "demo" / "onepin_health.html").read_text().count('class="chart"') == 4
     assert "24 new runs" in text and "Runs per workflow" in text
     assert f"onepin-etl sql --duckdb-path {db} " in text.replace("\n", "")
@@ -197,7 +202,7 @@ def test_demo_runs_end_to_end_and_again(workdir: Path) -> None:
     hint = CliRunner().invoke(main, ["sql", "--duckdb-path", str(db), "--format", "csv",
                                      "select count(*) as n from node_stats"])
     assert hint.exit_code == 0, hint.output
-    assert hint.output == f"# query\nn\n{frame.workflow_id.size * 6}\n\n"
+    assert hint.output == f"n\n{frame.workflow_id.size * 6}\n"
 
 
 def test_report_rejects_a_naive_since(cli: Any, loaded: Path) -> None:

@@ -171,7 +171,8 @@ def test_cli_rejects_bad_durations_and_missing_data(tmp_path: Path) -> None:
     assert bad.exit_code == 2, bad.output
     assert "duration 'soon' is not a number with a unit" in bad.output
     missing = CliRunner().invoke(main, ["check", "--duckdb-path", str(tmp_path / "no.duckdb")])
-    assert missing.exit_code == 2 and "no DuckDB file at" in missing.output
+    assert missing.exit_code == 2 and "no.duckdb does not exist: check --duckdb-path" in \
+        missing.output
 
 
 def test_statistics_helpers_agree_with_the_formulas() -> None:

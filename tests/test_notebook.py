@@ -8,8 +8,8 @@ from typing import Any
 import nbformat
 import pytest
 
-from onepin_sim import Simulator
-from tests.helpers import NOTEBOOK, NOTEBOOK_FIGURES, execute_notebook
+from onepin_sim import Simulator, WorldConfig
+from tests.helpers import NOTEBOOK, NOTEBOOK_FIGURES, execute_notebook, invoke_cli
 
 
 def test_notebook_is_stored_without_outputs() -> None:
@@ -29,4 +29,24 @@ def test_notebook_executes(sim: Simulator, cli: Any, workdir: Path, destination:
     notebook = execute_notebook(workdir, monkeypatch, **where)
     loaded = notebook.cells[4].outputs[0]["data"]["text/plain"]
     assert "workflows" in loaded and "steps" in loaded
+    assert sorted(p.name for p in (workdir / "figures").glob("*.png")) == NOTEBOOK_FIGURES
+    assert stderr_outputs(notebook) == []
+
+
+def stderr_outputs(notebook: Any) -> list[str]:
+    """What the cells wrote to stderr: warnings (missing glyphs, deprecations), errors."""
+    return [output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+            for output in cell.outputs if output.get("name") == "stderr"]
+
+
+def test_notebook_at_30_workflows_with_cjk_and_emoji_names_warns_nothing(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names like "客服语音 #4" and "Generate voice 🎙" and a 30-entry legend: no glyph
+    warning (CJK falls back to Droid Sans Fallback where installed; a character no font has
+    is left out), no Matplotlib deprecation."""
+    with Simulator(WorldConfig(seed=2026, workflows=30, runs=3, nodes=6)) as sim:
+        invoke_cli(sim, workdir)("load")
+    notebook = execute_notebook(workdir, monkeypatch,
+                                ONEPIN_DUCKDB_PATH=str(workdir / "onepin_etl.duckdb"))
+    assert stderr_outputs(notebook) == []
     assert sorted(p.name for p in (workdir / "figures").glob("*.png")) == NOTEBOOK_FIGURES

@@ -45,6 +45,9 @@ class Kind:
     dlt_type: str = ""  # dlt's destination type (``…destinations.<dlt_type>``) it loads through
     file_format: str | None = None  # dlt's loader file format, when not dlt's default
     concurrent_shards = False  # shards may load into one place at once
+    append_only = False  # cannot merge: every load appends, readers take each row's latest
+    location_param: str | None = None  # the Target field (and CLI option) naming its place
+    database_file = False  # its place is one database file that connecting creates
 
     def pipeline_name(self) -> str:
         """The default pipeline name (each kind its own, so each its own state)."""
@@ -99,8 +102,10 @@ class Kind:
         """Whether a failed write is worth another try in a moment (a lock, a conflict)."""
         return False
 
-    def write_error(self, cause: str, location: str) -> DestinationError:
-        """A failed write as one line (``cause``: the error's first line, without secrets)."""
+    def write_error(self, cause: str, location: str, *, retryable: bool = False
+                    ) -> DestinationError:
+        """A failed write as one line (``cause``: the error's first line, without secrets;
+        ``retryable``: :meth:`retryable` said so of it, and the retries ran out)."""
         return unwritable(self.name, cause)
 
 

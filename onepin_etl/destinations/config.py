@@ -9,7 +9,6 @@ read here is printed: errors go through :func:`onepin_etl.destinations.scrub.scr
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from typing import Any
 
@@ -17,7 +16,7 @@ import dlt
 
 from onepin_etl import duckdb_extensions
 from onepin_etl.dlt_internals import ConfigFieldMissingException, Destination
-from onepin_source.dlt_internals import ARROW_ROW_IDS_CONFIG, HINT_OVERRIDE_WARNING
+from onepin_source.dlt_internals import ARROW_ROW_IDS_CONFIG
 from onepin_source.errors import ConfigError
 
 _configured = threading.Event()
@@ -28,8 +27,7 @@ _GLOBAL_CONFIG_KEYS = ("destination.ducklake.credentials.global_config",)
 def configure_dlt() -> None:
     """dlt settings the application relies on, before a pipeline or a reader is made:
 
-    - Arrow rows get ``_dlt_load_id`` and ``_dlt_id`` like dict rows do, and dlt's warning
-      about our deliberate Arrow hints is dropped (once per process);
+    - Arrow rows get ``_dlt_load_id`` and ``_dlt_id`` like dict rows do (once per process);
     - dlt's DuckLake destination finds the packaged DuckDB extensions
       (:mod:`onepin_etl.duckdb_extensions`), keeping any other ``global_config`` the user set
       (``DESTINATION__DUCKLAKE__CREDENTIALS__GLOBAL_CONFIG``; checked on every call, as the
@@ -37,7 +35,6 @@ def configure_dlt() -> None:
     if not _configured.is_set():
         for key in ARROW_ROW_IDS_CONFIG:
             dlt.config[key] = True
-        logging.getLogger("dlt").addFilter(_HintOverrideFilter())
         _configured.set()
     directory = duckdb_extensions.extension_directory()
     if directory is None:
@@ -46,14 +43,6 @@ def configure_dlt() -> None:
         current = _as_dict(dlt.secrets.get(key))
         if "extension_directory" not in current:
             dlt.secrets[key] = {**current, "extension_directory": directory}
-
-
-class _HintOverrideFilter(logging.Filter):
-    """Drops dlt's "dlt schema hints were kept" warning: keeping our hints (json columns are
-    Arrow strings, ``id`` is not nullable) over Arrow's is exactly what we ask for."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return HINT_OVERRIDE_WARNING not in record.getMessage()
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

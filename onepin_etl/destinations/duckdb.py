@@ -11,7 +11,7 @@ import dlt
 import duckdb
 
 from onepin_etl.destinations import probe
-from onepin_etl.destinations.base import Kind, Tables
+from onepin_etl.destinations.base import Kind, Tables, unwritable
 from onepin_etl.destinations.duckdb_merge import KeyDedupDuckDb
 from onepin_etl.errors import DestinationError, NoDataError
 from onepin_etl.settings import DEFAULT_PIPELINE_NAME, DUCKDB_MEMORY_LIMIT
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 class DuckDb(Kind):
     name = dlt_type = "duckdb"
+    location_param = "duckdb_path"
+    database_file = True
 
     def pipeline_name(self) -> str:
         return DEFAULT_PIPELINE_NAME
@@ -77,13 +79,18 @@ class DuckDb(Kind):
         return probe.duckdb_file(self.local_files(target), busy)
 
     def retryable(self, root: BaseException) -> bool:
-        return True  # the file's lock: a reader usually lets go within seconds
+        """The file's lock (a reader usually lets go within seconds); a constraint or binder
+        error fails every time."""
+        return isinstance(root, duckdb.IOException) and "lock" in str(root).lower()
 
-    def write_error(self, cause: str, location: str) -> DestinationError:
-        return DestinationError(f"could not write to the destination: {cause}; if another "
-                                "program (a notebook, the duckdb CLI) holds the file, close it "
-                                "and run the load again: nothing is lost, the pending data is "
-                                "loaded first")
+    def write_error(self, cause: str, location: str, *, retryable: bool = False
+                    ) -> DestinationError:
+        if retryable:
+            return DestinationError(f"could not write to the destination: {cause}; another "
+                                    "program (a notebook, the duckdb CLI) holds the file: close "
+                                    "it and run the load again: nothing is lost, the pending "
+                                    "data is loaded first")
+        return unwritable(location, cause)
 
 
 def duckdb_destination(path: str | Path) -> Any:

@@ -43,6 +43,8 @@ class Parquet(Kind):
     name = "parquet"
     dlt_type = "filesystem"
     file_format = "parquet"  # dlt's filesystem default is JSONL
+    append_only = True
+    location_param = "parquet_dir"
 
     def factory(self, target: Target) -> Any:
         return config.factory("filesystem", bucket_url=self.identity(target))
@@ -101,7 +103,8 @@ class Parquet(Kind):
             return []
         return loads_in(con, f"read_json_auto({literal(files)})")
 
-    def write_error(self, cause: str, location: str) -> DestinationError:
+    def write_error(self, cause: str, location: str, *, retryable: bool = False
+                    ) -> DestinationError:
         return unwritable(location, cause)  # the folder or bucket
 
     def compact(self, target: Target) -> list[Compacted]:
