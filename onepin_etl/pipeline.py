@@ -43,26 +43,38 @@ PieceDone = Callable[[LoadInfo, Pieces], None]
 
 def load(target: Target | None = None, *, full_refresh: bool = False, progress: str | None = None,
          wait_s: float = 0.0, tables: Sequence[str] | None = None,
-         on_piece: PieceDone | None = None, **source_options: Any) -> LoadInfo:
+         drop_pending: bool = False, on_piece: PieceDone | None = None,
+         **source_options: Any) -> LoadInfo:
     """Load Onepin into ``target`` (default: ``onepin_etl.duckdb``) incrementally: the one load
     path of the CLI, this package, ``pipelines/`` and Dagster's assets.
 
     One load per pipeline at a time: if another holds the pipeline's lock, wait up to
     ``wait_s`` seconds, then raise :class:`~onepin_etl.errors.LoadLockedError`. ``tables``
     loads only some of ``workflows``, ``runs`` and ``run_steps`` (a Dagster subset).
-    ``source_options`` are :func:`onepin_source.onepin`'s (``workflow_ids``, ``runs``, ``since``,
-    ``concurrency``, ``max_duration``, ...); the key and base URL come from dlt's config or the
-    environment. The load commits in pieces (:func:`run_load`); ``on_piece`` hears of each.
+    ``drop_pending`` first drops the load packages an earlier run left pending (dlt's
+    ``abort_packages``: the local state goes back to before them, so their data is fetched
+    again). ``source_options`` are :func:`onepin_source.onepin`'s (``workflow_ids``, ``runs``,
+    ``since``, ``concurrency``, ``max_duration``, ...); the key and base URL come from dlt's
+    config or the environment. The load commits in pieces (:func:`run_load`); ``on_piece``
+    hears of each.
     """
     target = target or Target()
     target.check()
     source = onepin(target_key=target.key, shard=target.shard, **source_options)
     if tables is not None:
         source = source.with_resources(*tables)
-    with pipeline_lock(target, wait_s=wait_s):
-        return run_load(build_pipeline(target, progress=progress), source,
-                        full_refresh=full_refresh, file_format=target.file_format,
-                        location=target.location, on_piece=on_piece)
+    if target.kind.append_only:
+        # Files cannot merge: every load appends, and readers take each row's latest version
+        # (views.latest_sql). Saying so spares dlt's "Falling back to 'append'" warnings.
+        for resource in source.resources.values():
+            resource.apply_hints(write_disposition="append")
+    with pipeline_lock(target, wait_s=wait_s), recovery.no_empty_file_left(target):
+        pipeline = build_pipeline(target, progress=progress)
+        if drop_pending:
+            recovery.drop_pending_packages(pipeline)
+        return run_load(pipeline, source, full_refresh=full_refresh,
+                        file_format=target.file_format, location=target.location,
+                        on_piece=on_piece)
 
 
 def pipeline_lock(target: Target, *, wait_s: float = 0.0) -> AbstractContextManager[None]:
