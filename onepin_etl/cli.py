@@ -254,11 +254,11 @@ def report(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     from onepin_etl.analysis import Filters, NoDataError
     from onepin_source.config import parse_since, validate_uuid
 
-    target = _readable(destination, duckdb_path, parquet_dir, dataset)
-    with flags():
+    with flags():  # the options first: a typo in one is the thing to fix
         parse_since(since)
         as_of_time = parse_since(as_of, "as_of")
     filters = Filters(tuple(validate_uuid(w, "workflow id") for w in workflows), since)
+    target = _readable(destination, duckdb_path, parquet_dir, dataset)
     if fmt == "html":
         _html_report(target, filters, top, output, as_of_time)
         return

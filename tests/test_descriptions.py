@@ -107,9 +107,8 @@ def test_schema_prints_the_dictionary(cli: Cli, workdir: Path) -> None:
 
 def test_schema_without_data_says_what_to_do(cli: Cli) -> None:
     result = cli("schema", "--duckdb-path", "nothing.duckdb", expect=2)
-    assert result.output.strip() == ("error: no DuckDB file at nothing.duckdb: run 'onepin-etl "
-                                     "load' first (or pass --duckdb-path, --parquet-dir or "
-                                     "--destination)")
+    assert result.output.strip() == ("error: nothing.duckdb does not exist: check "
+                                     "--duckdb-path, or load it first with 'onepin-etl load'")
 
 
 def test_the_data_dictionary_is_the_demos(cli: Cli, workdir: Path) -> None:

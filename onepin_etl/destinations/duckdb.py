@@ -64,9 +64,9 @@ class DuckDb(Kind):
         if not path.is_file():
             raise NoDataError(f"no DuckDB file at {path}")
         con = duckdb.connect(str(path), read_only=True)
-        try:
-            con.execute(f"set search_path = {literal(target.dataset)}")  # plain table names
+        try:  # the tables first: search_path fails on a file without the dataset's schema
             require_tables(con, target.dataset, str(path))
+            con.execute(f"set search_path = {literal(target.dataset)}")  # plain table names
             yield con, dataset_tables(target.dataset)
         finally:
             con.close()
