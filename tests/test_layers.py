@@ -167,7 +167,7 @@ def _touches_the_state(node: ast.AST) -> bool:
 def test_only_the_state_module_touches_the_sources_state() -> None:
     """The incremental state has one owner (``onepin_source/state.py``): no other module asks
     dlt for a source's or resource's state, or digs into ``pipeline.state["sources"]``."""
-    offenders = []
+    offenders: list[str] = []
     for package in ("onepin_source", "onepin_etl", "pipelines", "bench"):
         for path in sorted((ROOT / package).rglob("*.py")):
             relative = path.relative_to(ROOT).as_posix()
