@@ -16,7 +16,6 @@ application, ``onepin_etl``), and it never changes process-wide settings.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -50,7 +49,6 @@ from onepin_source.shards import Shard
 from onepin_source.state import SOURCE_NAME, LoadState
 
 __all__ = ["onepin"]
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
