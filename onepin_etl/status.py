@@ -2,7 +2,8 @@
 
 Nothing here is bookkeeping of ours: completed loads come from the destination's ``_dlt_loads``,
 the last run's timing, outcome and row counts from dlt's trace in the working folder, open runs
-and the last checkpoint of a load in pieces from the source's incremental state, pending packages
+and the last checkpoint of a load in pieces from the source's incremental state
+(:func:`onepin_source.state.summary`), pending packages
 from dlt's package storage, and the lock from the lock file (:mod:`onepin_etl.lock`). Reading
 takes no lock.
 """
@@ -20,6 +21,7 @@ from onepin_etl.destinations import Target
 from onepin_etl.dlt_internals import CannotRestorePipelineException
 from onepin_etl.utc import as_utc
 from onepin_source.errors import ConfigError
+from onepin_source.state import summary
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,7 @@ def collect(target: Target) -> PipelineStatus:
         raise ConfigError(f"no pipeline {target.name!r} in {target.working_dir}: nothing has "
                           "been loaded with it yet (or pass --pipeline-name / --pipelines-dir)"
                           ) from None
-    source_state = pipeline.state.get("sources", {}).get("onepin", {})
-    workflows = source_state.get("resources", {}).get("runs", {}).get("workflows", {})
+    state = summary(pipeline.state)
     loads, newest_run_at = _from_destination(target)
     holders = [lock.read_holder(p) for p in lock.lock_paths(target.working_dir, target.name,
                                                            target.local_files)]
@@ -101,9 +102,8 @@ def collect(target: Target) -> PipelineStatus:
         last_load_id=loads[0][0] if loads else None,
         last_load_at=loads[0][1] if loads else None,
         last_run=_last_run(pipeline), newest_run_at=newest_run_at,
-        open_runs=sum(len(w.get("open") or {}) for w in workflows.values()),
-        workflows_tracked=len(workflows), checkpoint=source_state.get("checkpoint"),
-        pending_packages=recovery.pending_packages(pipeline),
+        open_runs=state.open_runs, workflows_tracked=state.workflows_tracked,
+        checkpoint=state.checkpoint, pending_packages=recovery.pending_packages(pipeline),
         lock_holder=next((h for h in holders if h is not None), None))
 
 

@@ -18,7 +18,6 @@ warning, :class:`onepin_source.batches._JsonHintFilter`).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -41,7 +40,6 @@ from onepin_source.hints import RUN_HINTS, RUN_STEPS_TABLE, WORKFLOW_HINTS
 from onepin_source.incremental import row_digest
 from onepin_source.listing import ListingOptions, workflow_runs
 from onepin_source.pieces import Pieces
-from onepin_source.quota import Quota
 from onepin_source.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_LOOKBACK_MINUTES,
@@ -50,9 +48,9 @@ from onepin_source.settings import (
 )
 from onepin_source.shaping import workflow_row
 from onepin_source.shards import Shard
+from onepin_source.state import SOURCE_NAME, LoadState
 
 __all__ = ["onepin"]
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,7 @@ class Selection:
         return self.everything or workflow_id in self.workflow_ids
 
 
-@dlt.source(name="onepin", section="onepin", max_table_nesting=0)
+@dlt.source(name=SOURCE_NAME, section="onepin", max_table_nesting=0)
 def onepin(
     api_key: str | None = dlt.secrets.value,
     base_url: str | None = dlt.config.value,
@@ -156,17 +154,18 @@ def onepin(
                           max_requests_per_minute=max_requests_per_minute)
     fetcher = StepsFetcher(client, concurrency=concurrency, include_result=include_result)
     listing = ListingOptions(timedelta(minutes=lookback_minutes), since_ts, detect_changes)
-    steps_state = StepsState(detect_changes)
-    source_state: list[dict[str, Any]] = []  # the source's dlt state, once extraction has it
+    state = LoadState(target_key)
+    steps_state = StepsState(detect_changes, state)
     pieces = Pieces(max_duration, limiter=client.limiter)
 
     def next_piece() -> Iterator[list[dict[str, Any]]]:
         """The workflow rows of this extract's piece: every workflow unless a caller runs the
         source in pieces (the list is read once, by the first piece). The first request goes
-        paced by what the last load learned of the API's quota."""
-        client.limiter.restore(Quota.from_state(dlt.current.source_state().get("quota")))
-        states = _workflow_states(target_key)
-        if piece := pieces.next_piece(lambda: _workflows(client, selection), states):
+        paced by what the last load learned of the API's quota. The extract starts here: the
+        state of this extract is bound for every resource and thread."""
+        state.bind()
+        client.limiter.restore(state.quota)
+        if piece := pieces.next_piece(lambda: _workflows(client, selection), state.recorded):
             yield piece
 
     # The workflow list feeds two transformers: the workflows table gets the rows that changed,
@@ -178,13 +177,8 @@ def onepin(
     def changed_workflows(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         """The workflow rows that differ from those loaded last time (all without
         ``detect_changes``)."""
-        digests = _workflow_digests(target_key)
-        changed = []
-        for row in rows:
-            digest = row_digest(row)
-            if not detect_changes or digests.get(row["id"]) != digest:
-                changed.append(row)
-                digests[row["id"]] = digest
+        changed = [row for row in rows
+                   if state.workflow_row_changed(row["id"], row_digest(row)) or not detect_changes]
         if changed:
             yield changed
 
@@ -192,9 +186,7 @@ def onepin(
                      columns=RUN_HINTS)
     def runs_of(page: list[dict[str, Any]]) -> Iterator[Any]:
         """Runs of a page of workflows, listed concurrently: new ones and those open before."""
-        states = _workflow_states(target_key)
-        source_state[:] = [dlt.current.source_state()]
-        steps_fetched = dlt.current.resource_state("run_steps").setdefault("fetched", {})
+        steps_fetched = state.steps_fetched
 
         def job(workflow: dict[str, Any]) -> Callable[[], Iterator[list[dict[str, Any]]]]:
             workflow_id = workflow["id"]
@@ -202,8 +194,7 @@ def onepin(
             def rows() -> Iterator[list[dict[str, Any]]]:
                 if not pieces.may_start(workflow_id):  # the piece's or the load's time is up
                     return iter(())
-                state = states.setdefault(workflow_id, {})
-                return workflow_runs(client, workflow, state, listing,
+                return workflow_runs(client, workflow, state.workflow(workflow_id), listing,
                                      chosen=selection.runs.get(workflow_id, ()),
                                      listed=selection.lists_runs_of(workflow_id),
                                      steps_fetched=steps_fetched)
@@ -214,10 +205,8 @@ def onepin(
         pages = interleave([job(w) for w in page], threads=threads)
         for runs_batch in regroup(pages, RUNS_PER_BATCH):
             yield batches.runs(runs_batch)
-        remember_quota(client, source_state)
-        workflows_left, runs_left = pieces.left()
-        dlt.current.source_state()["checkpoint"] = {
-            "piece": pieces.pieces, "workflows_left": workflows_left, "runs_left": runs_left}
+        state.remember_quota(client.limiter.quota)
+        state.checkpoint(pieces.pieces, *pieces.left())
 
     @dlt.transformer(parallelized=True, **RUN_STEPS_TABLE)
     def run_steps(runs_batch: Any) -> Any:
@@ -227,48 +216,13 @@ def onepin(
         fetched = list(fetcher.steps_of([(r.workflow_id, r.run_id) for r in refs]))
         pieces.fetched_steps(len(refs))
         steps_state.fetched(refs, [steps for _, _, steps in fetched])
-        remember_quota(client, source_state)
+        state.remember_quota(client.limiter.quota)
         rows = step_rows(fetched)
         return batches.steps(rows) if rows else []
 
     runs_resource = workflow_list | runs_of
     runs_resource.pieces = pieces  # type: ignore[attr-defined]  # for pieces.pieces_of(source)
     return workflow_list | changed_workflows, runs_resource, runs_resource | run_steps
-
-
-def _workflow_states(target_key: str | None) -> dict[str, Any]:
-    _check_target(target_key)
-    workflows: dict[str, Any] = dlt.current.resource_state("runs").setdefault("workflows", {})
-    return workflows
-
-
-def _workflow_digests(target_key: str | None) -> dict[str, str]:
-    """``{workflow_id: row_digest}`` of the workflow rows loaded (``workflows`` state)."""
-    _check_target(target_key)
-    digests: dict[str, str] = dlt.current.resource_state("workflows").setdefault("rows", {})
-    return digests
-
-
-def _check_target(target_key: str | None) -> None:
-    """The state belongs to one destination: when the pipeline now loads into another, every
-    mark and digest starts over (whichever resource gets here first)."""
-    runs_state = dlt.current.resource_state("runs")
-    if target_key and runs_state.get("target") not in (None, target_key):
-        log.warning("this pipeline last loaded into another destination; starting the "
-                    "incremental marks over")
-        runs_state["workflows"] = {}
-        dlt.current.resource_state("run_steps")["fetched"] = {}  # the new place has no steps
-        dlt.current.resource_state("workflows")["rows"] = {}  # nor workflows
-    if target_key:
-        runs_state["target"] = target_key
-
-
-def remember_quota(client: OnepinClient, source_state: list[dict[str, Any]]) -> None:
-    """Keep the quota the limiter learned in the source's state (``source_state``: the state,
-    once the extraction has it; the steps transformer runs in other threads, where dlt's
-    ``dlt.current`` is not set), for the next load to start paced."""
-    if client.limiter.quota is not None and source_state:
-        source_state[0]["quota"] = client.limiter.quota.as_state()
 
 
 def _workflows(client: OnepinClient, selection: Selection) -> list[dict[str, Any]]:

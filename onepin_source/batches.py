@@ -8,7 +8,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, TypeVar
 
-import dlt
 import pyarrow as pa
 
 from onepin_source.arrow_rows import ArrowRows
@@ -20,6 +19,7 @@ from onepin_source.hints import RUN_HINTS, STEP_HINTS
 from onepin_source.incremental import STEP_FINGERPRINT_FIELDS, steps_fingerprint, steps_settled
 from onepin_source.settings import ROW_FORMATS
 from onepin_source.shaping import is_open, step_row
+from onepin_source.state import LoadState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -109,38 +109,31 @@ def run_refs(item: Any) -> list[RunRef]:
 
 
 class StepsState:
-    """Which runs' steps to fetch: the ``run_steps`` resource state remembers, per open run,
-    its fingerprint when its steps were last fetched and settled (``incremental``).
+    """Which runs' steps to fetch: the load state remembers, per open run, its fingerprint when
+    its steps were last fetched and settled (``incremental``).
 
     ``run_steps`` runs in several threads at once; a lock guards the shared state.
     """
 
-    def __init__(self, detect_changes: bool) -> None:
+    def __init__(self, detect_changes: bool, state: LoadState) -> None:
         self._detect_changes = detect_changes
+        self._state = state
         self._lock = threading.Lock()
-
-    def _fetched(self) -> dict[str, str]:
-        state = dlt.current.resource_state("run_steps")  # named: called from worker threads
-        fetched: dict[str, str] = state.setdefault("fetched", {})
-        return fetched
 
     def to_fetch(self, refs: list[RunRef]) -> list[RunRef]:
         """The runs whose steps may differ from those loaded."""
         if not self._detect_changes:
             return refs
         with self._lock:
-            fetched = self._fetched()
+            fetched = self._state.steps_fetched
             return [ref for ref in refs if fetched.get(ref.run_id) != ref.fingerprint]
 
     def fetched(self, refs: list[RunRef], steps: list[list[Any]]) -> None:
         """Remember the open runs whose fetched steps can only change with their fingerprint."""
         with self._lock:
-            fetched = self._fetched()
             for ref, run_steps in zip(refs, steps, strict=True):
-                if ref.open and steps_settled(run_steps):
-                    fetched[ref.run_id] = ref.fingerprint
-                else:
-                    fetched.pop(ref.run_id, None)
+                settled = ref.open and steps_settled(run_steps)
+                self._state.steps_settled(ref.run_id, ref.fingerprint if settled else None)
 
 
 def step_rows(fetched: Iterable[tuple[str, str, list[Any]]]) -> list[dict[str, Any]]:

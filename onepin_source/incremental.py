@@ -1,6 +1,6 @@
 """Incremental bookkeeping for one workflow's runs (docs/architecture.md, "Incremental loading").
 
-Per workflow the ``runs`` resource state keeps:
+Per workflow the ``runs`` resource state keeps (:class:`onepin_source.state.WorkflowState`):
 
 - ``mark``: the newest ``created_at`` loaded (ISO string);
 - ``open``: ``{run_id: created_at}`` of runs loaded while not completed/failed/cancelled;
@@ -30,6 +30,7 @@ from typing import Any
 
 from onepin_source.settings import RUN_STATUSES, TERMINAL_RUN_STATUSES
 from onepin_source.shaping import is_open, parse_ts
+from onepin_source.state import WorkflowState
 
 OPEN_RUN_STATUSES = tuple(s for s in RUN_STATUSES if s not in TERMINAL_RUN_STATUSES)
 # Step statuses after which a step changes only together with its run's list item: a running
@@ -83,13 +84,13 @@ def _iso(value: Any) -> Any:
 
 
 class RunTracker:
-    def __init__(self, state: dict[str, Any], *, lookback: timedelta,
+    def __init__(self, state: WorkflowState, *, lookback: timedelta,
                  since: datetime | None = None) -> None:
         self._state = state
-        self._mark = parse_ts(state.get("mark"))
-        self._open: dict[str, str] = dict(state.get("open") or {})
-        self._rows: dict[str, str] = dict(state.get("rows") or {})
-        self._recent: dict[str, str] = dict(state.get("recent") or {})
+        self._mark = parse_ts(state.mark)
+        self._open = state.open_runs
+        self._rows = state.open_rows
+        self._recent = state.recent
         self._lookback = lookback
         self.cutoff = self._mark - lookback if self._mark else since
         self._loaded: dict[str, tuple[str, bool]] = {}  # run_id -> (created_at, open)
@@ -124,11 +125,11 @@ class RunTracker:
         it was open, and the workflow list says what it said then."""
         if fingerprint[1] == 0 and not self._open:  # runs_count 0: a draft, nothing to list
             return True
-        return not self._open and self._state.get("workflow") == fingerprint
+        return not self._open and self._state.fingerprint == fingerprint
 
     def changed(self, fingerprint: list[Any]) -> bool:
         """The workflow list says something new: a run may have been created (or has ended)."""
-        return self._state.get("workflow") != fingerprint
+        return self._state.fingerprint != fingerprint
 
     def stale_open_ids(self) -> list[str]:
         """Runs open at the last load that the listing did not reach: re-read them by id."""
@@ -155,8 +156,8 @@ class RunTracker:
         window = mark - self._lookback if mark else None
         recent = {rid: c for rid, c in (carried | finished).items()
                   if window is not None and (parse_ts(c) or window) >= window}
-        self._state["mark"] = mark.isoformat().replace("+00:00", "Z") if mark else None
-        self._state["open"] = open_runs
-        self._state["rows"] = {rid: d for rid, d in self._digests.items() if rid in open_runs}
-        self._state["recent"] = recent
-        self._state["workflow"] = fingerprint
+        self._state.write(
+            mark=mark.isoformat().replace("+00:00", "Z") if mark else None,
+            open_runs=open_runs,
+            open_rows={rid: d for rid, d in self._digests.items() if rid in open_runs},
+            recent=recent, fingerprint=fingerprint)

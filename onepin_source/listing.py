@@ -34,6 +34,7 @@ from onepin_source.incremental import (
 )
 from onepin_source.settings import PAGE_SIZE
 from onepin_source.shaping import run_row
+from onepin_source.state import WorkflowState
 
 log = logging.getLogger(__name__)
 Runs = list[dict[str, Any]]
@@ -46,12 +47,12 @@ class ListingOptions:
     detect_changes: bool = True
 
 
-def workflow_runs(client: OnepinClient, workflow: dict[str, Any], state: dict[str, Any],
+def workflow_runs(client: OnepinClient, workflow: dict[str, Any], state: WorkflowState,
                   options: ListingOptions, *, chosen: Sequence[str] = (),
                   listed: bool = True, steps_fetched: Mapping[str, str] | None = None
                   ) -> Iterator[Runs]:
     """Pages of ``runs`` rows (:func:`~onepin_source.shaping.run_row`) of ``workflow`` to load;
-    the state is updated at the end.
+    ``state`` (the workflow's marks) is written at the end.
 
     ``chosen`` runs are read by id on every load; ``listed`` says whether the workflow's runs
     are listed at all (a workflow named only for some of its runs is not). ``steps_fetched``

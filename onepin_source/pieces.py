@@ -39,6 +39,7 @@ from onepin_source.settings import (
     PIECE_SECONDS,
     PIECE_SHARE,
 )
+from onepin_source.state import WorkflowState
 
 Workflow = dict[str, Any]
 
@@ -67,18 +68,17 @@ class Pieces:
 
     # ---- called by the source, inside an extract ----------------------------------------------
     def next_piece(self, list_workflows: Callable[[], list[Workflow]],
-                   states: Mapping[str, Any]) -> list[Workflow]:
+                   recorded: Callable[[str], WorkflowState]) -> list[Workflow]:
         """The workflows of the next piece (none once the time is up or nothing is left).
 
-        ``states`` is the ``runs`` resource state per workflow, for the estimate.
+        ``recorded`` gives a workflow's marks from the last load, for the estimate.
         """
         with self._lock:
             if self._queue is None:
                 self._queue = deque(list_workflows())
-                self._costs = {w["id"]: estimated_runs(w, states.get(w["id"]) or {})
-                               for w in self._queue}
+                self._costs = {w["id"]: estimated_runs(w, recorded(w["id"])) for w in self._queue}
                 self._fresh = {w["id"] for w in self._queue
-                               if estimated_runs(w, states.get(w["id"]) or {}, fresh=True)}
+                               if estimated_runs(w, recorded(w["id"]), fresh=True)}
                 self.runs_total = sum(self._costs.values())
             else:
                 self._queue.extendleft(reversed(self._not_started()))
@@ -161,15 +161,15 @@ class Pieces:
         return [w for w in self._piece if w["id"] not in self._started]
 
 
-def estimated_runs(workflow: Mapping[str, Any], state: Mapping[str, Any], *,
+def estimated_runs(workflow: Mapping[str, Any], state: WorkflowState, *,
                    fresh: bool = False) -> int:
     """Runs a load of ``workflow`` will hand on, from its list item and its state: all of them
     the first time, the new ones plus those open at the last load after that, none when the
     list says what it said last time and nothing was open. ``fresh``: the new ones only."""
     fingerprint = workflow_fingerprint(workflow)
     runs_count = int(workflow.get("runs_count") or 0)
-    before = state.get("workflow")
-    open_runs = 0 if fresh else len(state.get("open") or {})
+    before = state.fingerprint
+    open_runs = 0 if fresh else len(state.open_runs)
     if before is None:
         return runs_count
     if before == fingerprint and not open_runs:

@@ -14,6 +14,7 @@ import pytest
 
 from onepin_sim import Simulator, WorldConfig
 from onepin_source.pieces import Pieces, estimated_runs
+from onepin_source.state import WorkflowState
 from tests.helpers import (
     TERMINAL,
     Db,
@@ -163,6 +164,10 @@ class Clock:
         return self.now
 
 
+def never_loaded(workflow_id: str) -> WorkflowState:
+    return WorkflowState()
+
+
 def workflows(*runs_counts: int) -> list[dict[str, Any]]:
     return [{"id": f"w{i}", "runs_count": n} for i, n in enumerate(runs_counts)]
 
@@ -171,41 +176,43 @@ def test_pieces_take_workflows_by_budget_and_requeue_those_not_started() -> None
     clock = Clock()
     plan = Pieces(max_duration_s=100, clock=clock)
     plan.checkpoints = True
-    first = plan.next_piece(lambda: workflows(60, 60, 60, 6000, 10), {})
+    first = plan.next_piece(lambda: workflows(60, 60, 60, 6000, 10), never_loaded)
     assert [w["id"] for w in first] == ["w0", "w1"]  # 100 estimated runs for the first piece
     assert plan.may_start("w0")
     clock.now = 61  # a piece starts no workflow after a minute
     assert not plan.may_start("w1")
     plan.fetched_steps(60)
-    second = plan.next_piece(lambda: [], {})
+    second = plan.next_piece(lambda: [], never_loaded)
     assert [w["id"] for w in second] == ["w1"]  # ~1 run/s measured, 39 s left in the box
     assert plan.left() == (4, 6130) and plan.may_start("w1") and plan.left() == (3, 6070)
     clock.now = 100
-    assert plan.next_piece(lambda: [], {}) == [] and plan.time_is_up()
+    assert plan.next_piece(lambda: [], never_loaded) == [] and plan.time_is_up()
     assert not plan.finished and plan.left() == (3, 6070)
 
 
 def test_a_piece_is_a_small_share_of_a_small_load() -> None:
     plan = Pieces()
     plan.checkpoints = True
-    assert len(plan.next_piece(lambda: workflows(*[10] * 100), {})) == 10  # 10% of 1,000 runs
+    assert len(plan.next_piece(lambda: workflows(*[10] * 100), never_loaded)) == 10  # 10% of 1,000
 
 
 def test_every_load_starts_one_workflow_with_new_runs_even_when_the_time_is_up() -> None:
     clock = Clock()
     plan = Pieces(max_duration_s=1, clock=clock)
     clock.now = 5
-    loaded: dict[str, Any] = {"w0": {"workflow": [None, 3, {}], "open": {"r1": "t"}}}  # no new
-    assert len(plan.next_piece(lambda: workflows(3, 4, 5), loaded)) == 3
+    loaded = {"w0": WorkflowState({"workflow": [None, 3, {}], "open": {"r1": "t"}})}  # no new
+    assert len(plan.next_piece(lambda: workflows(3, 4, 5),
+                               lambda w: loaded.get(w, WorkflowState()))) == 3
     assert plan.may_start("w0") and plan.may_start("w1") and not plan.may_start("w2")
 
 
 def test_estimated_runs_from_the_list_item_and_the_state() -> None:
     item = {"id": "w", "runs_count": 50, "last_run_at": "2026-01-01T00:00:00Z"}
-    assert estimated_runs(item, {}) == 50
+    assert estimated_runs(item, WorkflowState()) == 50
     seen = {"workflow": ["2026-01-01T00:00:00+00:00", 50, {}], "open": {}}
-    assert estimated_runs(item, seen) == 0
-    assert estimated_runs({**item, "runs_count": 53}, {**seen, "open": {"r": "t"}}) == 4
+    assert estimated_runs(item, WorkflowState(seen)) == 0
+    with_open = WorkflowState({**seen, "open": {"r": "t"}})
+    assert estimated_runs({**item, "runs_count": 53}, with_open) == 4
 
 
 class Limiter:
@@ -216,7 +223,7 @@ class Limiter:
 def test_progress_says_requests_done_and_left_rate_eta_and_quota() -> None:
     clock = Clock()
     plan = Pieces(limiter=Limiter(), clock=clock)
-    plan.next_piece(lambda: workflows(100, 200), {})
+    plan.next_piece(lambda: workflows(100, 200), never_loaded)
     plan.may_start("w0")
     plan.fetched_steps(100)
     clock.now = 50

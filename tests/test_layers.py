@@ -145,3 +145,35 @@ def test_no_destination_name_is_compared_outside_the_destinations_package() -> N
                         _names_a_destination(side) for side in (node.left, *node.comparators)):
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
+
+
+
+STATE_ACCESS = {"resource_state", "source_state", "reset_resource_state",
+                "delete_source_state_keys"}
+
+
+def _touches_the_state(node: ast.AST) -> bool:
+    """``dlt.current.resource_state(...)`` and the like, ``state["sources"]``,
+    ``state.get("sources")``."""
+    if isinstance(node, ast.Attribute):
+        return node.attr in STATE_ACCESS
+    if isinstance(node, ast.Subscript):
+        return isinstance(node.slice, ast.Constant) and node.slice.value == "sources"
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+        node.func.attr == "get" and bool(node.args) and \
+        isinstance(node.args[0], ast.Constant) and node.args[0].value == "sources"
+
+
+def test_only_the_state_module_touches_the_sources_state() -> None:
+    """The incremental state has one owner (``onepin_source/state.py``): no other module asks
+    dlt for a source's or resource's state, or digs into ``pipeline.state["sources"]``."""
+    offenders: list[str] = []
+    for package in ("onepin_source", "onepin_etl", "pipelines", "bench"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            relative = path.relative_to(ROOT).as_posix()
+            if relative == "onepin_source/state.py":
+                continue
+            offenders.extend(f"{relative}:{node.lineno}"  # type: ignore[attr-defined]
+                             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                             if _touches_the_state(node))
+    assert offenders == []

@@ -8,6 +8,7 @@ import pytest
 
 from onepin_source.incremental import RunTracker
 from onepin_source.shaping import duration_ms, flatten, run_row, step_row
+from onepin_source.state import WorkflowState
 
 
 @pytest.mark.parametrize(("start", "end", "expected"), [
@@ -60,7 +61,7 @@ def _run(i: int, status: str = "completed", hour: int | None = None) -> dict[str
 
 def _commit(state: dict, pages: list[list[dict]], *, since: datetime | None = None,
             reread: dict[str, dict] | None = None) -> tuple[list[str], list[str], int]:
-    tracker = RunTracker(state, lookback=timedelta(minutes=90), since=since)
+    tracker = RunTracker(WorkflowState(state), lookback=timedelta(minutes=90), since=since)
     listed = []
     for page in tracker.listed(pages):
         assert page, "the tracker yields no empty pages"
@@ -107,7 +108,7 @@ def test_tracker_since_bounds_the_first_load() -> None:
 
 def test_tracker_leaves_state_alone_until_commit() -> None:
     state: dict = {"mark": "2026-01-05T09:00:00Z", "open": {}, "recent": {}}
-    tracker = RunTracker(state, lookback=timedelta(minutes=10))
+    tracker = RunTracker(WorkflowState(state), lookback=timedelta(minutes=10))
     for page in tracker.listed([[_run(10)]]):
         tracker.loaded(page[0])
     assert state["mark"] == "2026-01-05T09:00:00Z"
