@@ -59,6 +59,9 @@ def load(target: Target | None = None, *, full_refresh: bool = False, progress: 
     source = onepin(target_key=target.key, shard=target.shard, **source_options)
     if tables is not None:
         source = source.with_resources(*tables)
+    if target.kind.append_only:
+        for resource in source.resources.values():
+            resource.apply_hints(write_disposition="append")
     with pipeline_lock(target, wait_s=wait_s):
         return run_load(build_pipeline(target, progress=progress), source,
                         full_refresh=full_refresh, file_format=target.file_format,
