@@ -1,1 +1,1 @@
-"""Benchmarks (not tests): ``python -m bench.run`` — see the README's Performance section."""
+"""Benchmarks (not tests): ``python -m bench.run`` — see docs/performance.md."""

@@ -12,7 +12,7 @@ its own (``bench.run``'s jobs), every load a first load into a fresh DuckDB file
    earlier fixed concurrency of 8 (``--concurrency 8``), on the 2,000-run world at 25 ms and
    the 1,000 × 3 world at 50 ms.
 
-Writes ``bench/results/limits.json`` and ``limits.md`` (the README's Performance section).
+Writes ``bench/results/limits.json`` and ``limits.md`` (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ side in one run, each job in its own process (bench/jobs.py):
    insert of the same rows for loading;
 
 and, with no network, shaping + normalize + load throughput (Arrow and dict rows) against the
-raw insert. Prints a table with ratios and writes everything as JSON (``--out``).
+raw insert. Prints a table with ratios, writes everything as JSON (``--out``) with its Markdown
+beside it, and puts that Markdown between the bench markers of docs/performance.md (``--page``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ console = Console()
 # The requests-per-change table: what changed, then the requests by endpoint kind.
 CHANGE_COLUMNS = ("change", "advanced_s", "new_runs", "runs_ended", "open_runs_with_steps_moved",
                   "requests", "workflows", "runs", "run", "steps")
+# docs/performance.md: the benchmark writes its table between these markers
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
+BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
 FAULTS = {"share_429": 0.05, "retry_after_s": 1, "share_5xx": 0.05, "seed": 42}
 
 
@@ -298,9 +302,13 @@ def parquet_compaction(work: Path, loads: int) -> dict[str, Any]:
 @click.option("--quick", is_flag=True, help="Small sizes: a smoke run of about a minute.")
 @click.option("--out", type=click.Path(dir_okay=False), default="bench/results/latest.json",
               show_default=True)
+@click.option("--page", type=click.Path(dir_okay=False, exists=True), default=str(PAGE),
+              show_default=True,
+              help="The page whose bench markers get the table (not with --quick: a smoke run's "
+                   "figures are not the ones to publish).")
 def main(latency_ms: float, workflows: int, runs: int, nodes: int, concurrency: int,
          throughput_rows: int, incremental_workflows: int, incremental_latency_ms: float,
-         quick: bool, out: str) -> None:
+         quick: bool, out: str, page: str) -> None:
     """Benchmark this project against dlt's rest_api source and the lower bound."""
     if quick:
         workflows, runs, throughput_rows, incremental_workflows = 5, 20, 20_000, 40
@@ -368,8 +376,12 @@ def main(latency_ms: float, workflows: int, runs: int, nodes: int, concurrency: 
     print_tables(results)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(results, indent=2) + "\n")
-    Path(out).with_suffix(".md").write_text(markdown(results))
-    console.print(f"written {out} and {Path(out).with_suffix('.md')} (for the README)")
+    table = markdown(results)
+    Path(out).with_suffix(".md").write_text(table)
+    console.print(f"written {out} and {Path(out).with_suffix('.md')}")
+    if not quick:
+        write_into_page(table, Path(page))
+        console.print(f"written the table into {page}")
 
 
 def figures(m: dict[str, Measure], latency_ms: float, concurrency: int) -> dict[str, Any]:
@@ -405,8 +417,20 @@ def _two_columns(header: tuple[str, str], rows: list[tuple[str, str]]) -> list[s
             *(f"| {name} | {value} |" for name, value in rows)]
 
 
+def write_into_page(table: str, page: Path) -> None:
+    """Replace what lies between the page's bench markers with ``table``, so the published
+    figures are the last run's, never a hand copy; the prose around them stays as written."""
+    text = page.read_text("utf-8")
+    head, start, rest = text.partition(BENCH_START)
+    _, end, tail = rest.partition(BENCH_END)
+    if not (start and end):
+        raise click.ClickException(f"{page} has no {BENCH_START} … {BENCH_END} markers; "
+                                   "put them where the table goes")
+    page.write_text(f"{head}{BENCH_START}\n{table.rstrip()}\n{BENCH_END}{tail}", "utf-8")
+
+
 def markdown(results: dict[str, Any]) -> str:
-    """The README's table: every job, then the figures, then the machine."""
+    """The performance page's table: every job, then the figures, then the machine."""
     lines = ["| job | wall s | steps in table | steps/s | requests | peak RSS MB |",
              "|---|---:|---:|---:|---:|---:|"]
     for m in results["measures"].values():

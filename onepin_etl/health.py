@@ -3,7 +3,7 @@
 One implementation for ``onepin-etl check`` and the Dagster asset checks. Every rule reads the
 analysis views (``analysis_sql``) of any destination the report reads.
 
-Rules (README "Checks"):
+Rules (docs/checks.md):
 
 - **threshold**: over the recent window, a node's (or node type's) failure rate or p95 duration
   of completed steps above the limit, once it has at least ``min_executions`` steps that count

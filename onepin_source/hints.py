@@ -140,7 +140,7 @@ OCCASIONAL_COLUMNS: dict[str, dict[str, str]] = {
 # key run_id. The primary key is (run_id, id), not id alone: dlt deletes rows matching the primary
 # key OR the merge key, and "d.id = s.id OR d.run_id = s.run_id" is a join DuckDB cannot hash
 # (5,000 steps into a 1M-step table took 8.6 s to load), while "(run_id AND id) OR run_id" it
-# reduces to a hash join on run_id (0.55 s: the benchmark's "5,000 steps" row, README). A
+# reduces to a hash join on run_id (0.55 s: the "5,000 steps" row of docs/performance.md). A
 # primary key is still needed: dlt dedups the staged rows by it,
 # and a load job that ran but was killed before dlt marked it done runs again on resume.
 RUN_STEPS_TABLE: dict[str, Any] = {

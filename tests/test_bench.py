@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
+
+from bench.run import BENCH_END, BENCH_START, PAGE, write_into_page
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
+    published = PAGE.read_text("utf-8")
     done = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -42,7 +46,29 @@ def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
                 "arrow_rows_per_s", "arrow_vs_dicts", "raw_vs_arrow", "arrow_peak_rss_mb",
                 "small_load_into_big_table_s"):
         assert figures[key] > 0, key
-    assert "Performance" in (ROOT / "README.md").read_text()
+    # a smoke run's figures are not published
+    assert PAGE.read_text("utf-8") == published
+
+
+def test_the_table_goes_between_the_markers_of_the_performance_page(tmp_path: Path) -> None:
+    page = tmp_path / "performance.md"
+    page.write_text(f"# Performance\n\nLatest run:\n\n{BENCH_START}\n| old |\n{BENCH_END}\n\n"
+                    "What it shows.\n", "utf-8")
+    write_into_page("| job |\n|---|\n| new |\n", page)
+    assert page.read_text("utf-8") == (f"# Performance\n\nLatest run:\n\n{BENCH_START}\n"
+                                       f"| job |\n|---|\n| new |\n{BENCH_END}\n\nWhat it shows.\n")
+    # the published page has its markers, once each
+    published = PAGE.read_text("utf-8")
+    assert (published.count(BENCH_START), published.count(BENCH_END)) == (1, 1)
+
+
+def test_a_page_without_markers_is_refused(tmp_path: Path) -> None:
+    page = tmp_path / "performance.md"
+    page.write_text("# Performance\n", "utf-8")
+    with pytest.raises(click.ClickException, match="has no <!-- bench:start --> … "
+                       "<!-- bench:end --> markers; put them where the table goes"):
+        write_into_page("| job |\n", page)
+    assert page.read_text("utf-8") == "# Performance\n"
 
 
 @pytest.mark.slow

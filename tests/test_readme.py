@@ -1,6 +1,6 @@
-"""The README's Python examples run as written, as a new user runs them: each block a script of
-its own, in a fresh folder with the project's ``.dlt/config.toml``, the key and base URL from
-the environment (pointed at the simulator)."""
+"""The Python examples of the README and docs/ run as written, as a new user runs them: each
+block a script of its own, in a fresh folder with the project's ``.dlt/config.toml``, the key
+and base URL from the environment (pointed at the simulator)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
 # Pages whose Python blocks are whole programs (a page of fragments, like the SQL cookbook's
-# sqlglot line, is not listed). When README sections move to docs/, list those pages here.
-PAGES = ("README.md",)
+# sqlglot line, is not listed), in the order a reader meets them: the README loads first.
+PAGES = ("README.md", "docs/loading.md", "docs/checks.md", "docs/analysis.md")
 
 
 def python_blocks() -> list[str]:
