@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -193,3 +195,18 @@ def open_runs(db: Path) -> int:
         (n,), = con.execute("select count(*) from onepin.runs where status not in "
                             "('completed', 'failed', 'cancelled')").fetchall()
     return int(n)
+
+
+@contextmanager
+def duckdb_held(db: Path) -> Iterator[None]:
+    """Another program (a notebook, the duckdb CLI) holds ``db`` open meanwhile."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], "
+         "read_only=True); print('ready', flush=True); time.sleep(60)", str(db)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()

@@ -10,7 +10,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -30,7 +29,7 @@ from onepin_etl.cli import main
 from onepin_etl.destinations import duckdb_destination
 from onepin_etl.doctor.contract import Sample, findings, iteration_base
 from onepin_sim import Simulator, odd
-from tests.helpers import api_get, table
+from tests.helpers import api_get, duckdb_held, table
 
 ODD_SHARE = 0.5
 # What each of the simulator's odd shapes looks like to the doctor (odd.BENDS); the others
@@ -172,16 +171,8 @@ def test_a_duckdb_file_held_by_another_program_exits_5(
         sim: Simulator, cli: Any, workdir: Path) -> None:
     db = workdir / "onepin_etl.duckdb"
     duckdb.connect(str(db)).close()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], "
-         "read_only=True); print('ready', flush=True); time.sleep(60)", str(db)],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    with duckdb_held(db):
         report = doctor(cli, workdir, expect=5)
-    finally:
-        holder.kill()
-        holder.wait()
     (problem,) = report["problems"]
     assert problem["area"] == "destination"
     assert problem["message"].startswith("cannot open onepin_etl.duckdb for writing: ")

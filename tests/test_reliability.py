@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,7 @@ from onepin_sim import Simulator
 from onepin_source.client import OnepinClient, _api_error
 from onepin_source.config import resolve_credentials
 from onepin_source.errors import OnepinApiError, OnepinAuthError, OnepinNotFoundError
-from tests.helpers import api_snapshot, assert_matches_api
+from tests.helpers import api_snapshot, assert_matches_api, duckdb_held
 
 
 def test_faulty_api_gives_the_same_tables(sim: Simulator, cli: Any, workdir: Path) -> None:
@@ -50,16 +48,8 @@ def test_locked_duckdb_exits_5_then_next_run_loads_pending_and_new(
     db = workdir / "onepin_etl.duckdb"
     cli("load")
     sim.advance(3 * 3600)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], "
-         "read_only=True); print('ready', flush=True); time.sleep(60)", str(db)],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    with duckdb_held(db):
         locked = cli("load", expect=5)
-    finally:
-        holder.kill()
-        holder.wait()
     assert "could not write to the destination" in locked.output
     assert "close it and run the load again" in locked.output
     sim.advance(3 * 3600)  # more new data arrives before the next scheduled run
