@@ -27,6 +27,11 @@ from tests.helpers import (
     table,
 )
 
+# Our definitions use no API that Dagster marks beta, preview or superseded (#22: they printed
+# a SupersessionWarning and a BetaWarning): any such warning fails these tests.
+pytestmark = [pytest.mark.filterwarnings(f"error::dagster.{name}")
+              for name in ("BetaWarning", "PreviewWarning", "SupersessionWarning")]
+
 
 @pytest.fixture
 def env(sim: Simulator, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Simulator:
