@@ -36,9 +36,16 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: lint  ## lint, type-check, the fast suite and the shared destinations' suite (what CI runs)
-	$(VENV)/bin/pytest
-	$(MAKE) test-shared
+# The two suites run side by side (separate environments, mostly waiting on servers): the shared
+# one's output follows the fast one's. Either failing fails the target.
+test: lint install-shared  ## lint, type-check, the fast suite and the shared destinations' suite (what CI runs)
+	@log=$$(mktemp); \
+	$(VENV_SHARED)/bin/pytest -m shared tests/shared >"$$log" 2>&1 & shared=$$!; \
+	$(VENV)/bin/pytest; fast=$$?; \
+	wait $$shared; rc=$$?; \
+	echo "---- the shared destinations' suite (tests/shared, run beside the fast suite) ----"; \
+	cat "$$log"; rm -f "$$log"; \
+	test $$fast -eq 0 && test $$rc -eq 0
 
 test-fast: lint  ## lint, type-check and the fast suite only (no PostgreSQL, S3 or DuckLake)
 	$(VENV)/bin/pytest

@@ -185,8 +185,12 @@ class QuotaWindow:
         self.reset_at: float | None = None
         self._headers = learned is not None and learned.source == "headers"
         self._ends: float | None = None  # when the headers last said the window turns
-        self._answered = 0  # requests answered since the last wait ended (or the load began)
-        self._began: float | None = None  # when the last wait ended
+        # When each request answered since the last wait ended (or the load began) was sent.
+        self._sends: list[float] = []
+        self._first_429: float | None = None  # when the first 429 since then came back
+        self._cutoff: float | None = None  # the window just counted: requests sent before this
+        self._began: float | None = None  # when the window began (a wait ended, a probe)
+        self._whole = False  # it began when a wait ended: none of our requests were in it yet
         self._streak = 0  # 429s in a row
         self._counting = False  # the wait's window was just counted: late answers add to it
         self._probing = False  # a request went alone to ask whether the window turned
@@ -211,10 +215,12 @@ class QuotaWindow:
     def _reopen(self, at: float) -> None:
         """The wait is over: with headers, one request asks what is left; from 429s alone, the
         window holds the count learned."""
-        log.debug("the wait is over; %s answered since the window before began", self._answered)
+        log.debug("the wait is over; %s answered since the window before began",
+                  len(self._sends))
         self.reset_at = None
         self._began = at
-        self._answered = 0
+        self._whole = True
+        self._restart_count()
         self._counting = False
         if self._headers:
             self.remaining = 1
@@ -227,19 +233,27 @@ class QuotaWindow:
         elif self.remaining == 0:
             self._probing = True  # sent alone (wait_s): the next answer is its
 
-    def answered(self, headers: Mapping[str, str], now: float, others_in_flight: int) -> None:
-        """A request got an answer other than a 429."""
+    def _restart_count(self, *sends: float) -> None:
+        self._sends = list(sends)
+        self._first_429 = None
+
+    def answered(self, headers: Mapping[str, str], now: float, others_in_flight: int,
+                 sent_at: float | None = None) -> None:
+        """A request (sent at ``sent_at``) got an answer other than a 429."""
         self._streak = 0
+        sent = now if sent_at is None else sent_at
         seen = header_quota(headers)
         if seen.seen:
             self._from_headers(seen, now, others_in_flight)
             return
         if self.reset_at is not None:
-            # Sent before the window was found spent, answered after: it was in its count.
-            if self._counting and self.quota is not None:
+            # Sent before the window's first 429 came back, answered after the window was found
+            # spent: it was in its count.
+            if self._counting and self.quota is not None and self._cutoff is not None \
+                    and sent < self._cutoff:
                 self.quota = Quota(self.quota.limit + 1, self.quota.window_s, "429")
             return
-        self._answered += 1
+        self._sends.append(sent)
         probe, self._probing = self._probing, False
         if probe and self.quota is not None:
             # One request beyond the count got through: a new window (when its length is not
@@ -249,7 +263,8 @@ class QuotaWindow:
             if not length or self._began is None or now >= self._began + length:
                 log.debug("a probe got through: a new window")
                 self._began = now
-                self._answered = 1
+                self._whole = False  # the requests just before the probe may be in it too
+                self._restart_count(sent)
                 self.remaining = max(0, self.quota.limit - 1)
             else:
                 log.debug("probe got through: the count is one more")
@@ -257,28 +272,41 @@ class QuotaWindow:
 
     def throttled(self, delay_s: float, headers: Mapping[str, str], now: float,
                   in_flight: int) -> None:
-        """A 429 that asks to wait ``delay_s``. The window is spent when the headers say so, when
-        the count learned is used up, when three 429s come in a row, or when no other request
-        is in flight; then everybody waits, and the requests answered since the last wait are
-        the window's count. A lone 429 among answers makes only its own request wait."""
+        """A 429 that asks to wait ``delay_s``. The window is spent when the headers say so,
+        when the count learned is used up, when three 429s come in a row, or when no other
+        request is in flight; then everybody waits.
+
+        The window's count is the requests answered since the last wait that were sent before
+        the first 429 since then came back. Every request the server counted before that 429
+        was sent by then, so the count is never short; it is long by the requests then in
+        flight that the next window let through, when the window turned just after the 429,
+        and the next window seen whole corrects it. A lone 429 among answers makes only its
+        own request wait, but it marks where a window was spent: before, the answers after it
+        counted too, and a slow machine learned 20 for a quota of 10."""
         self._streak += 1
         self._probing = False
+        first = now if self._first_429 is None else self._first_429
+        self._first_429 = first
         seen = header_quota(headers)
         if seen.seen:
             self._from_headers(seen, now, 0)
         elif self.reset_at is None:
             if self.remaining != 0 and self._streak < 3 and in_flight > 0:
-                log.debug("a lone 429 (%s left, %s answered)", self.remaining, self._answered)
+                log.debug("a lone 429 (%s left, %s answered)", self.remaining, len(self._sends))
                 return
-            log.debug("spent: %s left, %s answered, streak %s", self.remaining, self._answered,
+            log.debug("spent: %s left, %s answered, streak %s", self.remaining, len(self._sends),
                       self._streak)
-            # A window seen whole (from the end of a wait) tells the count and the length; the
-            # load's first one tells a count at least (it may have begun before the load).
-            whole = self._began is not None
-            if self._answered > 0 and (self.quota is None or whole and self.quota.source == "429"):
-                window = now + delay_s - self._began if self._began is not None else None
-                self.quota = Quota(self._answered, window, "429")
+            # A window seen whole (from the end of a wait) tells the count and the length. The
+            # load's first one tells a count at least (it may have begun before the load); one
+            # a probe found may have begun with the last requests before it (a burst that
+            # straddled two windows), so it tells nothing.
+            counted = sum(1 for s in self._sends if s < first)
+            if counted > 0 and (self.quota is None or self._whole and self.quota.source == "429"):
+                window = now + delay_s - self._began \
+                    if self._whole and self._began is not None else None
+                self.quota = Quota(counted, window, "429")
                 self._counting = True
+                self._cutoff = first
         self.remaining = 0
         self.reset_at = max(self.reset_at or 0.0, now + delay_s)
 

@@ -119,7 +119,7 @@ class RequestLimiter:
                 self._on_429(now, retry_after_s, headers)
             elif status is not None:
                 self.answered += 1
-                self.window.answered(headers, now, self.in_flight)
+                self.window.answered(headers, now, self.in_flight, sent_at)
                 if status < 400 and sent_at is not None:
                     self._on_answer(now - sent_at)
             # Wake as many waiters as slots were freed, not all of them: with several batches'

@@ -8,12 +8,11 @@ from email.utils import formatdate
 
 import pytest
 
-from onepin_sim import FaultConfig, Simulator
+from onepin_sim import FaultConfig, Simulator, WorldConfig
 from onepin_source.client import OnepinClient
 from onepin_source.config import resolve_credentials
 from onepin_source.quota import Quota, SlidingBudget, header_quota, retry_delay_s
 from onepin_source.throttle import RequestLimiter
-from tests.helpers import SMALL
 
 NOW = 1_800_000_000.0  # a Unix time (X-RateLimit-Reset above 1e9 is one)
 
@@ -93,6 +92,39 @@ def test_a_lone_429_among_answers_makes_only_its_request_wait() -> None:
     limiter.release(200, {}, held[2])
 
 
+def test_answers_sent_after_a_lone_429_are_not_counted_in_its_window() -> None:
+    """5 per window, Retry-After only, 4 in flight. A lone 429 marks the first window spent; the
+    window turns, two requests then in flight and three sent after it get through, then three
+    429s in a row. Before, all ten counted (a slow machine learned 20 for a quota of 10 this
+    way); now the five sent after the 429 do not, and the next window, seen whole, corrects
+    the two that were in flight."""
+    clock = FakeClock()
+    limiter = RequestLimiter(4, clock=clock)
+    for _ in range(5):
+        answer(limiter)
+    held = [limiter.acquire() for _ in range(3)]
+    clock.now += 0.05
+    limiter.release(429, {}, held[0], 1.0)
+    assert limiter.quota is None, "a lone 429: nobody else waits"
+    clock.now += 1.0  # the window turns while the others are on their way
+    for sent_at in held[1:]:
+        limiter.release(200, {}, sent_at)
+    for _ in range(3):
+        answer(limiter)
+    for sent_at in [limiter.acquire() for _ in range(3)]:
+        limiter.release(429, {}, sent_at, 1.0)
+    assert limiter.quota == Quota(7, None, "429"), "at most the requests then in flight long"
+    clock.now += 1.0  # the wait is over: a whole window, sent at full speed
+    for _ in range(5):
+        answer(limiter)
+    held = [limiter.acquire() for _ in range(2)]
+    assert limiter._wait_s(urgent=False) is None, "the count learned is spent"
+    limiter.release(429, {}, held[0], 0.9)
+    limiter.release(429, {}, held[1], 0.9)
+    assert limiter.quota is not None and limiter.quota.limit == 5
+    assert limiter.quota_waits == 2
+
+
 def test_headers_pace_before_any_429() -> None:
     clock = FakeClock()
     limiter = RequestLimiter(1, clock=clock)
@@ -163,14 +195,19 @@ def test_in_flight_never_exceeds_the_limit() -> None:
 def test_a_sustained_quota_never_fails_a_request_and_rarely_answers_429(headers: bool) -> None:
     """32 threads through one client, 10 requests per 1 s, and only two attempts per request:
     before, a request that met the spent quota twice failed (its retries went to the other
-    threads, which took the new window first). Now a 429 costs a wait, not an attempt."""
+    threads, which took the new window first). Now a 429 costs a wait, not an attempt.
+
+    From Retry-After alone, eight windows' worth: the load's first window may count long (the
+    requests in flight when the window turned), and the windows seen whole after it correct
+    that. Headers say the count: three windows' worth."""
     faults = FaultConfig(rate_limit_per_min=10, rate_window_s=1, rate_limit_headers=headers)
-    with Simulator(SMALL, faults) as sim:
+    world = WorldConfig(seed=11, workflows=1, runs=28 if headers else 78, nodes=3)
+    with Simulator(world, faults) as sim:
         client = OnepinClient(resolve_credentials(sim.api_key, sim.base_url, None),
                               concurrency=32, max_attempts=2)
         workflow = client.workflow(sim.world.workflow_id(0))
         runs = next(iter(client.runs_newest_first(workflow["id"])))
-        assert len(runs) >= 20, "a few windows' worth"
+        assert len(runs) == world.runs, "one page"
         with ThreadPoolExecutor(32) as pool:
             steps = list(pool.map(lambda r: client.run_steps(workflow["id"], r["id"],
                                                              include_result=False), runs))
