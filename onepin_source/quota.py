@@ -187,7 +187,7 @@ class QuotaWindow:
         self._ends: float | None = None  # when the headers last said the window turns
         # When each request answered since the last wait ended (or the load began) was sent.
         self._sends: list[float] = []
-        self._first_429: float | None = None  # when the first 429 since then came back
+        self._first_429: float | None = None  # when the first 429 of the last streak came back
         self._cutoff: float | None = None  # the window just counted: requests sent before this
         self._began: float | None = None  # when the window began (a wait ended, a probe)
         self._whole = False  # it began when a wait ended: none of our requests were in it yet
@@ -254,35 +254,34 @@ class QuotaWindow:
                 self.quota = Quota(self.quota.limit + 1, self.quota.window_s, "429")
             return
         self._sends.append(sent)
+        if self._first_429 is not None and sent > self._first_429:
+            self._first_429 = None  # sent after the 429 came back, and through: a stray 429
         probe, self._probing = self._probing, False
         if probe and self.quota is not None:
-            # One request beyond the count got through: a new window (when its length is not
-            # known yet, or the last one is over by it); else the count learned was short
-            # (another user of the key was busy then).
-            length = self.quota.window_s
-            if not length or self._began is None or now >= self._began + length:
-                log.debug("a probe got through: a new window")
-                self._began = now
-                self._whole = False  # the requests just before the probe may be in it too
-                self._restart_count(sent)
-                self.remaining = max(0, self.quota.limit - 1)
-            else:
-                log.debug("probe got through: the count is one more")
-                self.quota = Quota(self.quota.limit + 1, length, self.quota.source)
+            # One request beyond the count got through: a new window (the probe went once the
+            # learned length was over, or right away while it is not known).
+            log.debug("a probe got through: a new window")
+            self._began = now
+            self._whole = False  # the requests just before the probe may be in it too
+            self._restart_count(sent)
+            self.remaining = max(0, self.quota.limit - 1)
 
     def throttled(self, delay_s: float, headers: Mapping[str, str], now: float,
                   in_flight: int) -> None:
         """A 429 that asks to wait ``delay_s``. The window is spent when the headers say so,
-        when the count learned is used up, when three 429s come in a row, or when no other
-        request is in flight; then everybody waits.
+        when the count learned is used up, or when three 429s come in a row; then everybody
+        waits. Any other 429 is a stray: only its own request waits. (An API that sheds load
+        now and then answers stray 429s; taking each for a spent window, as a 429 with no
+        other request in flight was before, learned quotas of 3 per second from them.)
 
         The window's count is the requests answered since the last wait that were sent before
-        the first 429 since then came back. Every request the server counted before that 429
-        was sent by then, so the count is never short; it is long by the requests then in
-        flight that the next window let through, when the window turned just after the 429,
-        and the next window seen whole corrects it. A lone 429 among answers makes only its
-        own request wait, but it marks where a window was spent: before, the answers after it
-        counted too, and a slow machine learned 20 for a quota of 10."""
+        the first 429 of the streak came back; a request sent after it that gets through makes
+        it a stray. Every request the server counted before that 429 was sent by then, so the
+        count is never short of what the window let through; it is long by the requests then
+        in flight that the next window let through, when the window turned just after it. The
+        count is learned again only from a burst (two 429s in a row, or more) that spends a
+        window seen whole: the count was too long, by the burst. A count one too long stays
+        (one 429 a window, as a probe's would be)."""
         self._streak += 1
         self._probing = False
         first = now if self._first_429 is None else self._first_429
@@ -291,22 +290,28 @@ class QuotaWindow:
         if seen.seen:
             self._from_headers(seen, now, 0)
         elif self.reset_at is None:
-            if self.remaining != 0 and self._streak < 3 and in_flight > 0:
-                log.debug("a lone 429 (%s left, %s answered)", self.remaining, len(self._sends))
+            if self.remaining != 0 and self._streak < 3:
+                log.debug("a stray 429 (%s left, %s answered)", self.remaining, len(self._sends))
                 return
             log.debug("spent: %s left, %s answered, streak %s", self.remaining, len(self._sends),
                       self._streak)
             # A window seen whole (from the end of a wait) tells the count and the length. The
             # load's first one tells a count at least (it may have begun before the load); one
             # a probe found may have begun with the last requests before it (a burst that
-            # straddled two windows), so it tells nothing.
+            # straddled two windows), so it tells nothing. A lone 429 (the count used up) tells
+            # the length, and confirms the count: it does not shrink it.
             counted = sum(1 for s in self._sends if s < first)
-            if counted > 0 and (self.quota is None or self._whole and self.quota.source == "429"):
+            burst = self._streak >= 2
+            if counted > 0 and (self.quota is None or self._whole and burst
+                                and self.quota.source == "429"):
                 window = now + delay_s - self._began \
                     if self._whole and self._began is not None else None
                 self.quota = Quota(counted, window, "429")
                 self._counting = True
                 self._cutoff = first
+            elif self._whole and self._began is not None and self.quota is not None \
+                    and self.quota.source == "429":
+                self.quota = Quota(self.quota.limit, now + delay_s - self._began, "429")
         self.remaining = 0
         self.reset_at = max(self.reset_at or 0.0, now + delay_s)
 

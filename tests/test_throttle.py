@@ -66,10 +66,11 @@ def test_a_hard_cap_below_the_start_is_kept() -> None:
 def test_the_quota_is_learned_from_429s_alone_and_paced_to() -> None:
     """A fixed window of 5 requests per 10 s that only says Retry-After."""
     clock = FakeClock()
-    limiter = RequestLimiter(1, clock=clock)
+    limiter = RequestLimiter(4, clock=clock)
     for _ in range(5):
         answer(limiter)
-    answer(limiter, 429, retry_after=4.0)  # the 6th: spent until +4 s
+    for sent_at in [limiter.acquire() for _ in range(3)]:  # the 6th to 8th: spent until +4 s
+        limiter.release(429, {}, sent_at, 4.0)
     assert limiter.quota == Quota(5, None, "429"), "the count, not yet the length"
     assert limiter._wait_s(urgent=False) == pytest.approx(4.0)
     clock.now += 4.0  # the window turned: it holds 5 again
@@ -79,7 +80,28 @@ def test_the_quota_is_learned_from_429s_alone_and_paced_to() -> None:
     answer(limiter, 429, retry_after=9.7)  # the probe past the count, 0.3 s in: spent for 9.7 s
     assert limiter.quota is not None and (limiter.quota.limit, limiter.quota.source) == (5, "429")
     assert limiter.quota.window_s == pytest.approx(10.0)
-    assert limiter.throttled == 2 and limiter.quota_waits == 2
+    assert limiter.throttled == 4 and limiter.quota_waits == 2
+    clock.now += 9.7
+    for _ in range(5):
+        answer(limiter)
+    assert limiter._wait_s(urgent=False) == pytest.approx(10.0 - 0.25), \
+        "the count spent: the next request waits for the window's end, not for a 429"
+
+
+def test_stray_429s_teach_no_quota() -> None:
+    """An API that sheds load answers a 429 now and then, alone (before, a 429 with no other
+    request in flight counted as a spent window, and a load learned 3 requests per second)."""
+    clock = FakeClock()
+    limiter = RequestLimiter(8, clock=clock)
+    for n in range(1, 400):
+        answer(limiter, 429 if n % 20 == 0 else 200, retry_after=1.0)
+    held = [limiter.acquire() for _ in range(4)]
+    limiter.release(429, {}, held[0], 1.0)
+    limiter.release(429, {}, held[1], 1.0)
+    for sent_at in held[2:]:
+        limiter.release(200, {}, sent_at)
+    assert limiter.quota is None and limiter.quota_waits == 0
+    assert limiter._wait_s(urgent=False) == 0
 
 
 def test_a_lone_429_among_answers_makes_only_its_request_wait() -> None:
@@ -92,12 +114,13 @@ def test_a_lone_429_among_answers_makes_only_its_request_wait() -> None:
     limiter.release(200, {}, held[2])
 
 
-def test_answers_sent_after_a_lone_429_are_not_counted_in_its_window() -> None:
-    """5 per window, Retry-After only, 4 in flight. A lone 429 marks the first window spent; the
-    window turns, two requests then in flight and three sent after it get through, then three
-    429s in a row. Before, all ten counted (a slow machine learned 20 for a quota of 10 this
-    way); now the five sent after the 429 do not, and the next window, seen whole, corrects
-    the two that were in flight."""
+def test_a_first_count_too_long_is_learned_again_from_the_next_burst() -> None:
+    """5 per window, Retry-After only, 4 in flight. A 429 marks the first window spent; the
+    window turns while two requests are in flight, so they and three sent after get through
+    (the 429 was a stray, as far as anyone can tell), then three 429s in a row: a first count
+    of 10. The next window, seen whole, sends 10: the 6th to 8th meet a burst of 429s, and the
+    count becomes the 5 before it (a slow machine learned 20 for a quota of 10 like this, and
+    kept it, when the test's load ended before a window seen whole)."""
     clock = FakeClock()
     limiter = RequestLimiter(4, clock=clock)
     for _ in range(5):
@@ -105,7 +128,7 @@ def test_answers_sent_after_a_lone_429_are_not_counted_in_its_window() -> None:
     held = [limiter.acquire() for _ in range(3)]
     clock.now += 0.05
     limiter.release(429, {}, held[0], 1.0)
-    assert limiter.quota is None, "a lone 429: nobody else waits"
+    assert limiter.quota is None, "one 429: nobody else waits"
     clock.now += 1.0  # the window turns while the others are on their way
     for sent_at in held[1:]:
         limiter.release(200, {}, sent_at)
@@ -113,14 +136,12 @@ def test_answers_sent_after_a_lone_429_are_not_counted_in_its_window() -> None:
         answer(limiter)
     for sent_at in [limiter.acquire() for _ in range(3)]:
         limiter.release(429, {}, sent_at, 1.0)
-    assert limiter.quota == Quota(7, None, "429"), "at most the requests then in flight long"
-    clock.now += 1.0  # the wait is over: a whole window, sent at full speed
+    assert limiter.quota == Quota(10, None, "429")
+    clock.now += 1.0  # the wait is over: a window seen whole, sent at full speed
     for _ in range(5):
         answer(limiter)
-    held = [limiter.acquire() for _ in range(2)]
-    assert limiter._wait_s(urgent=False) is None, "the count learned is spent"
-    limiter.release(429, {}, held[0], 0.9)
-    limiter.release(429, {}, held[1], 0.9)
+    for sent_at in [limiter.acquire() for _ in range(3)]:
+        limiter.release(429, {}, sent_at, 0.9)
     assert limiter.quota is not None and limiter.quota.limit == 5
     assert limiter.quota_waits == 2
 
@@ -215,9 +236,14 @@ def test_a_sustained_quota_never_fails_a_request_and_rarely_answers_429(headers:
     assert [len(s) > 0 for s in steps] == [True] * len(runs)
     assert stats["statuses"]["200"] == len(runs) + 2
     learned = client.limiter.quota
-    assert learned is not None and learned.limit == 10
+    assert learned is not None
+    if headers:
+        assert learned.limit == 10
+    else:  # a count one too long is kept: one 429 a window, as a probe's (quota.QuotaWindow)
+        assert learned.limit in (10, 11)
     assert learned.source == ("headers" if headers else "429")
     if headers:
         assert stats["statuses"].get("429", 0) == 0, "paced by the headers: no 429 at all"
-    else:  # the first window's discovery (the requests then in flight), then one per window
-        assert stats["statuses"].get("429", 0) <= 8 + 5
+    else:  # the first window's discovery (the requests then in flight: the limit, 8 at the
+        # start and 10 after one round), then at most one a window (eight windows)
+        assert stats["statuses"].get("429", 0) <= 10 + 8
