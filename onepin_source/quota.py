@@ -187,6 +187,8 @@ class QuotaWindow:
         self._ends: float | None = None  # when the headers last said the window turns
         # When each request answered since the last wait ended (or the load began) was sent.
         self._sends: list[float] = []
+        # Every answer in the window (late ones too), as (when its request was sent, got through)
+        self._outcomes: list[tuple[float, bool]] = []
         self._first_429: float | None = None  # when the first 429 of the last streak came back
         self._cutoff: float | None = None  # the window just counted: requests sent before this
         self._began: float | None = None  # when the window began (a wait ended, a probe)
@@ -217,6 +219,7 @@ class QuotaWindow:
         window holds the count learned."""
         log.debug("the wait is over; %s answered since the window before began",
                   len(self._sends))
+        self._shrink_by_tail()
         self.reset_at = None
         self._began = at
         self._whole = True
@@ -235,7 +238,27 @@ class QuotaWindow:
 
     def _restart_count(self, *sends: float) -> None:
         self._sends = list(sends)
+        self._outcomes = [(sent, True) for sent in sends]
         self._first_429 = None
+
+    def _shrink_by_tail(self) -> None:
+        """A window seen whole that was spent with a count too long: its last requests, in the
+        order they were sent, met 429s (the window held fewer). Two or more such make the count
+        the requests the window held before them; stray 429s (a server shedding load) are
+        scattered, not a tail, and a count one too long costs one 429 a window, as a probe
+        would. The order of sending, not of answers: the API answers a 429 sooner than a 200,
+        so 429s and 200s come back mixed."""
+        if not (self._whole and self.quota is not None and self.quota.source == "429"):
+            return
+        tail = 0
+        for _, through in sorted(self._outcomes, reverse=True):
+            if through:
+                break
+            tail += 1
+        held = len(self._outcomes) - tail
+        if tail >= 2 and 1 <= held < self.quota.limit:
+            log.debug("the last %d requests of the window met 429s: the count is %d", tail, held)
+            self.quota = Quota(held, self.quota.window_s, "429")
 
     def answered(self, headers: Mapping[str, str], now: float, others_in_flight: int,
                  sent_at: float | None = None) -> None:
@@ -246,6 +269,7 @@ class QuotaWindow:
         if seen.seen:
             self._from_headers(seen, now, others_in_flight)
             return
+        self._outcomes.append((sent, True))
         if self.reset_at is not None:
             # Sent before the window's first 429 came back, answered after the window was found
             # spent: it was in its count.
@@ -267,7 +291,7 @@ class QuotaWindow:
             self.remaining = max(0, self.quota.limit - 1)
 
     def throttled(self, delay_s: float, headers: Mapping[str, str], now: float,
-                  in_flight: int) -> None:
+                  sent_at: float | None = None) -> None:
         """A 429 that asks to wait ``delay_s``. The window is spent when the headers say so,
         when the count learned is used up, or when three 429s come in a row; then everybody
         waits. Any other 429 is a stray: only its own request waits. (An API that sheds load
@@ -278,12 +302,11 @@ class QuotaWindow:
         the first 429 of the streak came back; a request sent after it that gets through makes
         it a stray. Every request the server counted before that 429 was sent by then, so the
         count is never short of what the window let through; it is long by the requests then
-        in flight that the next window let through, when the window turned just after it. The
-        count is learned again only from a burst (two 429s in a row, or more) that spends a
-        window seen whole: the count was too long, by the burst. A count one too long stays
-        (one 429 a window, as a probe's would be)."""
+        in flight that the next window let through, when the window turned just after it; a
+        window seen whole then shortens it (:meth:`_shrink_by_tail`)."""
         self._streak += 1
         self._probing = False
+        self._outcomes.append((now if sent_at is None else sent_at, False))
         first = now if self._first_429 is None else self._first_429
         self._first_429 = first
         seen = header_quota(headers)
@@ -295,18 +318,12 @@ class QuotaWindow:
                 return
             log.debug("spent: %s left, %s answered, streak %s", self.remaining, len(self._sends),
                       self._streak)
-            # A window seen whole (from the end of a wait) tells the count and the length. The
-            # load's first one tells a count at least (it may have begun before the load); one
-            # a probe found may have begun with the last requests before it (a burst that
-            # straddled two windows), so it tells nothing. A lone 429 (the count used up) tells
-            # the length, and confirms the count: it does not shrink it.
+            # The load's first window tells a count at least (it may have begun before the
+            # load); a window seen whole (from the end of a wait) tells the length, and at its
+            # end whether the count was too long.
             counted = sum(1 for s in self._sends if s < first)
-            burst = self._streak >= 2
-            if counted > 0 and (self.quota is None or self._whole and burst
-                                and self.quota.source == "429"):
-                window = now + delay_s - self._began \
-                    if self._whole and self._began is not None else None
-                self.quota = Quota(counted, window, "429")
+            if counted > 0 and self.quota is None:
+                self.quota = Quota(counted, None, "429")
                 self._counting = True
                 self._cutoff = first
             elif self._whole and self._began is not None and self.quota is not None \

@@ -116,7 +116,7 @@ class RequestLimiter:
             limit, spent = self.limit, self.window.remaining == 0
             if status == 429:
                 self.throttled += 1
-                self._on_429(now, retry_after_s, headers)
+                self._on_429(now, retry_after_s, headers, sent_at)
             elif status is not None:
                 self.answered += 1
                 self.window.answered(headers, now, self.in_flight, sent_at)
@@ -131,7 +131,8 @@ class RequestLimiter:
             else:
                 self._cond.notify(1 + max(0, self.limit - limit))
 
-    def _on_429(self, now: float, retry_after_s: float | None, headers: Any) -> None:
+    def _on_429(self, now: float, retry_after_s: float | None, headers: Any,
+                sent_at: float | None) -> None:
         delay = _NO_RETRY_AFTER_S if retry_after_s is None else retry_after_s
         self._round.clear()
         if now >= self._burst_until:
@@ -141,7 +142,7 @@ class RequestLimiter:
                 self.slowdowns += 1
                 log.info("429 from the API: %d requests in flight at most now", self.limit)
         was_waiting = self.window.reset_at is not None
-        self.window.throttled(delay, headers, now, self.in_flight)
+        self.window.throttled(delay, headers, now, sent_at)
         if self.window.reset_at is not None and not was_waiting:
             self.quota_waits += 1
             log.info("the API's quota is spent: everybody waits %.1f s (%s)", delay,

@@ -11,7 +11,7 @@ import pytest
 from onepin_sim import FaultConfig, Simulator, WorldConfig
 from onepin_source.client import OnepinClient
 from onepin_source.config import resolve_credentials
-from onepin_source.quota import Quota, SlidingBudget, header_quota, retry_delay_s
+from onepin_source.quota import Quota, QuotaWindow, SlidingBudget, header_quota, retry_delay_s
 from onepin_source.throttle import RequestLimiter
 
 NOW = 1_800_000_000.0  # a Unix time (X-RateLimit-Reset above 1e9 is one)
@@ -114,36 +114,51 @@ def test_a_lone_429_among_answers_makes_only_its_request_wait() -> None:
     limiter.release(200, {}, held[2])
 
 
-def test_a_first_count_too_long_is_learned_again_from_the_next_burst() -> None:
-    """5 per window, Retry-After only, 4 in flight. A 429 marks the first window spent; the
-    window turns while two requests are in flight, so they and three sent after get through
-    (the 429 was a stray, as far as anyone can tell), then three 429s in a row: a first count
-    of 10. The next window, seen whole, sends 10: the 6th to 8th meet a burst of 429s, and the
-    count becomes the 5 before it (a slow machine learned 20 for a quota of 10 like this, and
-    kept it, when the test's load ended before a window seen whole)."""
-    clock = FakeClock()
-    limiter = RequestLimiter(4, clock=clock)
+def test_a_first_count_too_long_is_shortened_by_the_next_window_seen_whole() -> None:
+    """Retry-After only, the window alone (congestion aside). A 429 marks the first window
+    spent; the window turns while two requests are in flight, so they and three sent after get
+    through (the 429 was a stray, as far as anyone can tell), then three 429s in a row: a first
+    count of 10. The next window, seen whole, holds 8: its last two requests, in the order
+    sent, meet 429s, though the answers come back mixed; the count becomes 8 (a slow machine
+    learned 20 for a quota of 10 like this, and kept it)."""
+    window = QuotaWindow(None)
+    now = 100.0
+
+    def send() -> float:
+        window.sent()
+        return now
+
     for _ in range(5):
-        answer(limiter)
-    held = [limiter.acquire() for _ in range(3)]
-    clock.now += 0.05
-    limiter.release(429, {}, held[0], 1.0)
-    assert limiter.quota is None, "one 429: nobody else waits"
-    clock.now += 1.0  # the window turns while the others are on their way
+        window.answered({}, now, 0, send())
+    held = [send() for _ in range(3)]
+    now += 0.05
+    window.throttled(1.0, {}, now, held[0])
+    assert window.quota is None and window.wait_s(now, 2) == 0, "one 429: nobody else waits"
+    now += 1.0  # the window turns while the others are on their way
     for sent_at in held[1:]:
-        limiter.release(200, {}, sent_at)
+        window.answered({}, now, 0, sent_at)
     for _ in range(3):
-        answer(limiter)
-    for sent_at in [limiter.acquire() for _ in range(3)]:
-        limiter.release(429, {}, sent_at, 1.0)
-    assert limiter.quota == Quota(10, None, "429")
-    clock.now += 1.0  # the wait is over: a window seen whole, sent at full speed
-    for _ in range(5):
-        answer(limiter)
-    for sent_at in [limiter.acquire() for _ in range(3)]:
-        limiter.release(429, {}, sent_at, 0.9)
-    assert limiter.quota is not None and limiter.quota.limit == 5
-    assert limiter.quota_waits == 2
+        window.answered({}, now, 0, send())
+    late = [send() for _ in range(3)]
+    now += 0.05
+    for sent_at in late:
+        window.throttled(1.0, {}, now, sent_at)
+    assert window.quota == Quota(10, None, "429")
+    now += 1.0  # the wait is over: a window seen whole, its count sent at full speed
+    assert window.wait_s(now, 0) == 0
+    sends = []
+    for _ in range(10):
+        sends.append(send())
+        now += 0.001
+    assert window.remaining == 0
+    window.throttled(0.9, {}, now, sends[8])  # a 429 comes back sooner than a 200: spent
+    for sent_at in sends[:8]:
+        window.answered({}, now, 0, sent_at)
+    window.throttled(0.9, {}, now, sends[9])
+    assert window.quota.limit == 10, "known at the window's end"
+    now += 0.9
+    assert window.wait_s(now, 0) == 0
+    assert window.quota is not None and window.quota.limit == 8, "the 8 before the 429s"
 
 
 def test_headers_pace_before_any_429() -> None:
