@@ -155,7 +155,8 @@ def test_a_first_count_too_long_is_shortened_by_the_next_window_seen_whole() -> 
     for sent_at in sends[:8]:
         window.answered({}, now, 0, sent_at)
     window.throttled(0.9, {}, now, sends[9])
-    assert window.quota.limit == 10, "known at the window's end"
+    assert window.quota is not None and window.quota.limit == 10, "known at the window's end"
+    assert window.quota.window_s == pytest.approx(0.91), "the length: from the wait to the 429's"
     now += 0.9
     assert window.wait_s(now, 0) == 0
     assert window.quota is not None and window.quota.limit == 8, "the 8 before the 429s"
