@@ -9,11 +9,13 @@ learned while loading:
   and ``RateLimit: "p";r=42;t=30``, and the older draft's ``RateLimit-Limit/-Remaining/-Reset``.
   Each answer says how many requests are left and when the window frees them: when none are
   left, nobody sends until then.
-- **from 429s alone** (``Retry-After`` or ``X-RateLimit-Reset``): the 429 says when the window
-  ends, and the requests answered since the previous window began say how many it holds. From
-  then on each window gets that many requests at full speed; when they are spent, one request
-  at a time goes until the window turns (its answer is a 200 again) or a 429 says how long to
-  wait. That costs at most one 429 per window (1% of a 100-request window) instead of a burst.
+- **from 429s alone** (``Retry-After`` or ``X-RateLimit-Reset``): a streak of 429s (three in
+  a row) says the window is spent and when it ends, and the requests answered before it say how
+  many it holds; a lone 429 is a stray (an API shedding load) and teaches nothing. From then on
+  each window gets that many requests at full speed; when they are spent, one request at a
+  time goes (at the window's end, once its length is known) until the window turns (its answer
+  is a 200 again) or a 429 says how long to wait. A window seen whole shortens a count that was
+  too long (:meth:`QuotaWindow._shrink_by_tail`).
 
 What was learned (:class:`Quota`) is kept in the pipeline's state, so the next load starts paced.
 
