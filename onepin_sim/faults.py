@@ -137,6 +137,24 @@ class RequestStats:
         self.faults: Counter[str] = Counter()
         self._times: list[float] = []  # when each request was answered (monotonic), in order
         self._answered: list[float] = []  # the same, for requests not answered 429
+        self._in_progress = 0  # API requests being handled (counted when answered)
+        self._idle = threading.Condition(self._lock)
+
+    def begin(self) -> None:
+        with self._lock:
+            self._in_progress += 1
+
+    def end(self) -> None:
+        with self._lock:
+            self._in_progress -= 1
+            if not self._in_progress:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout_s: float = 10.0) -> bool:
+        """Wait until no API request is being handled (a killed client's last requests are
+        counted once answered, after their latency): True unless ``timeout_s`` passed first."""
+        with self._lock:
+            return self._idle.wait_for(lambda: not self._in_progress, timeout=timeout_s)
 
     def count(self, kind: str, status: int, fault: str | None = None) -> None:
         with self._lock:

@@ -138,7 +138,11 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path.startswith(ADMIN_PREFIX):
             self._admin("GET", url.path, parse_qs(url.query))
             return
-        self._api(url.path, parse_qs(url.query, keep_blank_values=True))
+        self.simulator.stats.begin()
+        try:
+            self._api(url.path, parse_qs(url.query, keep_blank_values=True))
+        finally:
+            self.simulator.stats.end()
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
         url = urlsplit(self.path)
