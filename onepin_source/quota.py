@@ -192,11 +192,11 @@ class QuotaWindow:
         # Every answer in the window (late ones too), as (when its request was sent, got through)
         self._outcomes: list[tuple[float, bool]] = []
         self._first_429: float | None = None  # when the first 429 of the last streak came back
-        self._cutoff: float | None = None  # the window just counted: requests sent before this
+        # The wait's window was just counted: late answers to requests sent before this add to it
+        self._cutoff: float | None = None
         self._began: float | None = None  # when the window began (a wait ended, a probe)
         self._whole = False  # it began when a wait ended: none of our requests were in it yet
         self._streak = 0  # 429s in a row
-        self._counting = False  # the wait's window was just counted: late answers add to it
         self._probing = False  # a request went alone to ask whether the window turned
 
     def wait_s(self, now: float, in_flight: int) -> float | None:
@@ -226,7 +226,7 @@ class QuotaWindow:
         self._began = at
         self._whole = True
         self._restart_count()
-        self._counting = False
+        self._cutoff = None
         if self._headers:
             self.remaining = 1
         else:
@@ -275,8 +275,7 @@ class QuotaWindow:
         if self.reset_at is not None:
             # Sent before the window's first 429 came back, answered after the window was found
             # spent: it was in its count.
-            if self._counting and self.quota is not None and self._cutoff is not None \
-                    and sent < self._cutoff:
+            if self.quota is not None and self._cutoff is not None and sent < self._cutoff:
                 self.quota = Quota(self.quota.limit + 1, self.quota.window_s, "429")
             return
         self._sends.append(sent)
@@ -326,7 +325,6 @@ class QuotaWindow:
             counted = sum(1 for s in self._sends if s < first)
             if counted > 0 and self.quota is None:
                 self.quota = Quota(counted, None, "429")
-                self._counting = True
                 self._cutoff = first
             elif self._whole and self._began is not None and self.quota is not None \
                     and self.quota.source == "429":
