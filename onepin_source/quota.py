@@ -178,26 +178,39 @@ class SlidingBudget:
 class QuotaWindow:
     """The API's window as far as we know it (not thread-safe: the limiter holds its lock).
 
-    ``remaining`` None: nothing known, send freely; N: N requests left; 0: spent, so one request
-    at a time asks whether the window turned. ``reset_at``: everybody waits until then."""
+    ``remaining`` None: no count known, send freely; N: N requests left; 0: spent, so one
+    request at a time asks whether the window turned. ``reset_at``: everybody waits until then.
+
+    From 429s alone, a count is *confirmed* by a window seen whole: one that began when a wait
+    ended (``Retry-After`` is never early, so none of the window before is in it) and was spent.
+    Until then the count is a guess (the load's first window may have begun before the load,
+    or the count spans two windows), and :attr:`counting` asks the limiter to keep few requests
+    in flight: the 429s that end a window are the requests then in flight."""
 
     def __init__(self, learned: Quota | None) -> None:
         self.quota = learned
+        self.confirmed = learned is not None and (learned.source == "headers"
+                                                  or learned.window_s is not None)
         self.remaining: int | None = learned.limit if learned else None
         self.reset_at: float | None = None
         self._headers = learned is not None and learned.source == "headers"
         self._ends: float | None = None  # when the headers last said the window turns
         # When each request answered since the last wait ended (or the load began) was sent.
         self._sends: list[float] = []
-        # Every answer in the window (late ones too), as (when its request was sent, got through)
-        self._outcomes: list[tuple[float, bool]] = []
         self._first_429: float | None = None  # when the first 429 of the last streak came back
-        # The wait's window was just counted: late answers to requests sent before this add to it
+        # A count was just taken: late answers to requests sent before this add to it
         self._cutoff: float | None = None
         self._began: float | None = None  # when the window began (a wait ended, a probe)
         self._whole = False  # it began when a wait ended: none of our requests were in it yet
-        self._streak = 0  # 429s in a row
+        self._lengths: list[float] = []  # the lengths of the windows seen whole
+        self._streak = 0  # 429s in a row, in the order their requests were sent
+        self._streak_sent = 0.0  # when the first request of the streak was sent
         self._probing = False  # a request went alone to ask whether the window turned
+
+    @property
+    def counting(self) -> bool:
+        """The count from 429s is not confirmed yet: few requests in flight (the limiter)."""
+        return self.quota is not None and not self.confirmed and self.reset_at is None
 
     def wait_s(self, now: float, in_flight: int) -> float | None:
         """0 if a request may go now, else seconds to wait (None: until an answer)."""
@@ -205,6 +218,8 @@ class QuotaWindow:
             if now < self.reset_at:
                 return self.reset_at - now
             self._reopen(self.reset_at)
+        if self._streak and in_flight:
+            return None  # a 429 came back: spent or a stray? The answers in flight tell
         if self.remaining is None or self.remaining > 0:
             return 0.0
         if in_flight:
@@ -218,19 +233,19 @@ class QuotaWindow:
 
     def _reopen(self, at: float) -> None:
         """The wait is over: with headers, one request asks what is left; from 429s alone, the
-        window holds the count learned."""
+        window holds the count learned, or is counted (:attr:`counting`)."""
         log.debug("the wait is over; %s answered since the window before began",
                   len(self._sends))
-        self._shrink_by_tail()
         self.reset_at = None
         self._began = at
         self._whole = True
+        self._streak = 0
         self._restart_count()
         self._cutoff = None
         if self._headers:
             self.remaining = 1
         else:
-            self.remaining = self.quota.limit if self.quota else None
+            self.remaining = self.quota.limit if self.quota and self.confirmed else None
 
     def sent(self) -> None:
         if self.remaining is not None and self.remaining > 0:
@@ -240,38 +255,18 @@ class QuotaWindow:
 
     def _restart_count(self, *sends: float) -> None:
         self._sends = list(sends)
-        self._outcomes = [(sent, True) for sent in sends]
         self._first_429 = None
-
-    def _shrink_by_tail(self) -> None:
-        """A window seen whole that was spent with a count too long: its last requests, in the
-        order they were sent, met 429s (the window held fewer). Two or more such make the count
-        the requests the window held before them; stray 429s (a server shedding load) are
-        scattered, not a tail, and a count one too long costs one 429 a window, as a probe
-        would. The order of sending, not of answers: the API answers a 429 sooner than a 200,
-        so 429s and 200s come back mixed."""
-        if not (self._whole and self.quota is not None and self.quota.source == "429"):
-            return
-        tail = 0
-        for _, through in sorted(self._outcomes, reverse=True):
-            if through:
-                break
-            tail += 1
-        held = len(self._outcomes) - tail
-        if tail >= 2 and 1 <= held < self.quota.limit:
-            log.debug("the last %d requests of the window met 429s: the count is %d", tail, held)
-            self.quota = Quota(held, self.quota.window_s, "429")
 
     def answered(self, headers: Mapping[str, str], now: float, others_in_flight: int,
                  sent_at: float | None = None) -> None:
         """A request (sent at ``sent_at``) got an answer other than a 429."""
-        self._streak = 0
         sent = now if sent_at is None else sent_at
+        if sent >= self._streak_sent:  # sent before the streak's requests: it does not break it
+            self._streak = 0
         seen = header_quota(headers)
         if seen.seen:
             self._from_headers(seen, now, others_in_flight)
             return
-        self._outcomes.append((sent, True))
         if self.reset_at is not None:
             # Sent before the window's first 429 came back, answered after the window was found
             # spent: it was in its count.
@@ -287,7 +282,7 @@ class QuotaWindow:
             # learned length was over, or right away while it is not known).
             log.debug("a probe got through: a new window")
             self._began = now
-            self._whole = False  # the requests just before the probe may be in it too
+            self._whole = False  # it began late by up to the probe's wait: its length is not
             self._restart_count(sent)
             self.remaining = max(0, self.quota.limit - 1)
 
@@ -299,15 +294,16 @@ class QuotaWindow:
         now and then answers stray 429s; taking each for a spent window, as a 429 with no
         other request in flight was before, learned quotas of 3 per second from them.)
 
-        The window's count is the requests answered since the last wait that were sent before
-        the first 429 of the streak came back; a request sent after it that gets through makes
-        it a stray. Every request the server counted before that 429 was sent by then, so the
-        count is never short of what the window let through; it is long by the requests then
-        in flight that the next window let through, when the window turned just after it; a
-        window seen whole then shortens it (:meth:`_shrink_by_tail`)."""
+        The window's count is the requests answered since the window began (or the load) that
+        were sent before the first 429 of the streak came back; a request sent after it that
+        gets through makes it a stray. The load's first window gives a guess: it may have
+        begun before the load, or turned while requests were in flight. A window seen whole
+        gives the count (when it holds fewer than the guess, or is being counted) and a length
+        (the mean of those seen whole: ``Retry-After`` is in whole seconds)."""
+        sent = now if sent_at is None else sent_at
+        self._streak_sent = sent if not self._streak else min(self._streak_sent, sent)
         self._streak += 1
         self._probing = False
-        self._outcomes.append((now if sent_at is None else sent_at, False))
         first = now if self._first_429 is None else self._first_429
         self._first_429 = first
         seen = header_quota(headers)
@@ -317,18 +313,20 @@ class QuotaWindow:
             if self.remaining != 0 and self._streak < 3:
                 log.debug("a stray 429 (%s left, %s answered)", self.remaining, len(self._sends))
                 return
-            log.debug("spent: %s left, %s answered, streak %s", self.remaining, len(self._sends),
-                      self._streak)
-            # The load's first window tells a count at least (it may have begun before the
-            # load); a window seen whole (from the end of a wait) tells the length, and at its
-            # end whether the count was too long.
             counted = sum(1 for s in self._sends if s < first)
-            if counted > 0 and self.quota is None:
-                self.quota = Quota(counted, None, "429")
-                self._cutoff = first
-            elif self._whole and self._began is not None and self.quota is not None \
-                    and self.quota.source == "429":
-                self.quota = Quota(self.quota.limit, now + delay_s - self._began, "429")
+            log.debug("spent: %s left, %s answered, streak %s", self.remaining, counted,
+                      self._streak)
+            if self.quota is None:
+                if counted > 0:
+                    self.quota = Quota(counted, None, "429")
+                    self._cutoff = first
+            elif self._whole and self._began is not None and self.quota.source == "429":
+                self._lengths.append(now + delay_s - self._began)
+                limit = self.quota.limit
+                if counted and (not self.confirmed or counted < limit):
+                    limit, self._cutoff = counted, first
+                self.quota = Quota(limit, sum(self._lengths) / len(self._lengths), "429")
+                self.confirmed = True
         self.remaining = 0
         self.reset_at = max(self.reset_at or 0.0, now + delay_s)
 

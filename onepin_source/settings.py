@@ -17,6 +17,11 @@ MAX_RETRY_DELAY_S = 60.0  # the official SDK caps Retry-After (and X-RateLimit-R
 DEFAULT_CONCURRENCY = 32
 START_CONCURRENCY = 8
 MAX_CONCURRENCY = 64
+# While a count learned from 429s alone is not yet confirmed by a window seen whole, that window
+# is counted with few requests in flight: the ones in flight when it runs out all meet 429s
+# (with 26 in flight, a 100-per-6-s quota cost 25 429s there). 4 at 50 ms is 80 requests a
+# second, far above any per-minute quota.
+COUNTING_IN_FLIGHT = 4
 RTT_BASELINE_SAMPLES = 2000  # the fastest latency seen is re-measured every this many answers
 # How long one request may keep meeting 429s (waiting each one's Retry-After) before it fails:
 # a spent quota's window is a minute or less, so 15 minutes means the key is blocked.

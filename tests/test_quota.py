@@ -10,7 +10,7 @@ from typing import Any
 import dlt
 import pytest
 
-from onepin_sim import FaultConfig, Simulator
+from onepin_sim import FaultConfig, Simulator, WorldConfig
 from onepin_source import throttle
 from tests.helpers import SMALL, api_snapshot, assert_matches_api, invoke_cli
 
@@ -33,13 +33,18 @@ def learned(workdir: Path) -> Any:
 @pytest.mark.parametrize("headers", [False, True], ids=["retry-after only", "headers"])
 def test_the_quota_is_learned_kept_and_paced_to(headers: bool, workdir: Path) -> None:
     faults = FaultConfig(rate_limit_per_min=25, rate_window_s=1, rate_limit_headers=headers)
-    with Simulator(SMALL, faults) as sim:
+    # From 429s alone, the load's first window gives a guess at the count (it may span two
+    # windows) and the next window seen whole confirms it: a first load of ~8 windows, not 3
+    # (a load that ends before that keeps the guess, and the next load counts a window).
+    world = SMALL if headers else WorldConfig(seed=11, workflows=3, runs=60, nodes=8)
+    with Simulator(world, faults) as sim:
         cli = invoke_cli(sim, workdir)
         cli("load")
         first = sim.stats.snapshot()
         exact(sim)
         quota = learned(workdir)
-        assert (quota["limit"], quota["source"]) == (25, "headers" if headers else "429")
+        assert (quota["limit"], quota["source"]) == (25, "headers" if headers else "429"), quota
+        assert quota["window_s"] is not None, "confirmed by a window seen whole"
 
         time.sleep(1.0)  # a fresh window, as for a load a schedule starts later
         sim.stats.reset()

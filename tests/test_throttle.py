@@ -71,21 +71,61 @@ def test_the_quota_is_learned_from_429s_alone_and_paced_to() -> None:
         answer(limiter)
     for sent_at in [limiter.acquire() for _ in range(3)]:  # the 6th to 8th: spent until +4 s
         limiter.release(429, {}, sent_at, 4.0)
-    assert limiter.quota == Quota(5, None, "429"), "the count, not yet the length"
+    assert limiter.quota == Quota(5, None, "429"), "a guess at the count, not yet the length"
     assert limiter._wait_s(urgent=False) == pytest.approx(4.0)
-    clock.now += 4.0  # the window turned: it holds 5 again
+    clock.now += 4.0  # the window turned: a window seen whole, counted
+    assert limiter._wait_s(urgent=False) == 0 and limiter.window.counting
     for _ in range(5):
         assert limiter._wait_s(urgent=False) == 0
         answer(limiter)
-    answer(limiter, 429, retry_after=9.7)  # the probe past the count, 0.3 s in: spent for 9.7 s
-    assert limiter.quota is not None and (limiter.quota.limit, limiter.quota.source) == (5, "429")
-    assert limiter.quota.window_s == pytest.approx(10.0)
-    assert limiter.throttled == 4 and limiter.quota_waits == 2
-    clock.now += 9.7
+    for _ in range(3):  # one at a time: three 429s in a row say it is spent, 0.4 s in
+        answer(limiter, 429, retry_after=9.6)
+    assert limiter.quota == Quota(5, pytest.approx(10.0), "429")
+    assert not limiter.window.counting and limiter.throttled == 6 and limiter.quota_waits == 2
+    clock.now += 9.6
     for _ in range(5):
         answer(limiter)
     assert limiter._wait_s(urgent=False) == pytest.approx(10.0 - 0.25), \
         "the count spent: the next request waits for the window's end, not for a 429"
+
+
+def test_a_count_learned_is_confirmed_or_corrected_by_the_window_seen_whole() -> None:
+    """Retry-After only, the window alone (congestion aside). The load's first window guesses
+    a count of 10: the window turned while requests were in flight. The next window, seen
+    whole (it began when the wait ended), is counted: 8 get through, then 429s, answered
+    mixed with the 200s (the API answers a 429 sooner), and a late 200 still counts. The count
+    becomes 8, and the window's length is learned."""
+    window = QuotaWindow(None)
+    now = 100.0
+
+    def send() -> float:
+        window.sent()
+        return now
+
+    for _ in range(10):
+        window.answered({}, now, 0, send())
+    late = [send() for _ in range(3)]
+    now += 0.05
+    for sent_at in late:
+        window.throttled(1.0, {}, now, sent_at)
+    assert window.quota == Quota(10, None, "429") and not window.confirmed
+    now += 1.0
+    assert window.wait_s(now, 0) == 0 and window.counting and window.remaining is None
+    sends = []
+    for _ in range(11):
+        sends.append(send())
+        now += 0.001
+    window.throttled(0.9, {}, now, sends[8])
+    assert window.wait_s(now, 10) is None, "a 429 came back: nobody goes until the others tell"
+    for sent_at in sends[:7]:
+        window.answered({}, now, 0, sent_at)
+    window.throttled(0.9, {}, now, sends[9])
+    window.throttled(0.9, {}, now, sends[10])
+    assert window.quota == Quota(7, pytest.approx(0.911 + 0.9 - 0.9), "429")
+    window.answered({}, now + 0.01, 0, sends[7])  # late, sent before the first 429 came back
+    assert window.quota is not None and window.quota.limit == 8 and window.confirmed
+    now += 0.9
+    assert window.wait_s(now, 0) == 0 and window.remaining == 8 and not window.counting
 
 
 def test_stray_429s_teach_no_quota() -> None:
@@ -109,57 +149,11 @@ def test_a_lone_429_among_answers_makes_only_its_request_wait() -> None:
     limiter = RequestLimiter(8, clock=clock)
     held = [limiter.acquire() for _ in range(3)]
     limiter.release(429, {}, held[0], 1.0)
-    assert limiter.quota is None and limiter._wait_s(urgent=False) == 0, "nobody else waits"
+    assert limiter._wait_s(urgent=False) is None, "a spent window or a stray: the others tell"
     limiter.release(200, {}, held[1])
+    assert limiter.quota is None and limiter._wait_s(urgent=False) == 0, "a stray"
     limiter.release(200, {}, held[2])
-
-
-def test_a_first_count_too_long_is_shortened_by_the_next_window_seen_whole() -> None:
-    """Retry-After only, the window alone (congestion aside). A 429 marks the first window
-    spent; the window turns while two requests are in flight, so they and three sent after get
-    through (the 429 was a stray, as far as anyone can tell), then three 429s in a row: a first
-    count of 10. The next window, seen whole, holds 8: its last two requests, in the order
-    sent, meet 429s, though the answers come back mixed; the count becomes 8 (a slow machine
-    learned 20 for a quota of 10 like this, and kept it)."""
-    window = QuotaWindow(None)
-    now = 100.0
-
-    def send() -> float:
-        window.sent()
-        return now
-
-    for _ in range(5):
-        window.answered({}, now, 0, send())
-    held = [send() for _ in range(3)]
-    now += 0.05
-    window.throttled(1.0, {}, now, held[0])
-    assert window.quota is None and window.wait_s(now, 2) == 0, "one 429: nobody else waits"
-    now += 1.0  # the window turns while the others are on their way
-    for sent_at in held[1:]:
-        window.answered({}, now, 0, sent_at)
-    for _ in range(3):
-        window.answered({}, now, 0, send())
-    late = [send() for _ in range(3)]
-    now += 0.05
-    for sent_at in late:
-        window.throttled(1.0, {}, now, sent_at)
-    assert window.quota == Quota(10, None, "429")
-    now += 1.0  # the wait is over: a window seen whole, its count sent at full speed
-    assert window.wait_s(now, 0) == 0
-    sends = []
-    for _ in range(10):
-        sends.append(send())
-        now += 0.001
-    assert window.remaining == 0
-    window.throttled(0.9, {}, now, sends[8])  # a 429 comes back sooner than a 200: spent
-    for sent_at in sends[:8]:
-        window.answered({}, now, 0, sent_at)
-    window.throttled(0.9, {}, now, sends[9])
-    assert window.quota is not None and window.quota.limit == 10, "known at the window's end"
-    assert window.quota.window_s == pytest.approx(0.91), "the length: from the wait to the 429's"
-    now += 0.9
-    assert window.wait_s(now, 0) == 0
-    assert window.quota is not None and window.quota.limit == 8, "the 8 before the 429s"
+    assert limiter.quota_waits == 0 and limiter.window.reset_at is None
 
 
 def test_headers_pace_before_any_429() -> None:
