@@ -14,6 +14,7 @@ errors.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import time
@@ -111,7 +112,7 @@ def run_load(pipeline: dlt.Pipeline, source: Any, *, full_refresh: bool = False,
     if full_refresh:
         options["refresh"] = "drop_sources"
     try:
-        with fewer_gc_passes():
+        with fewer_gc_passes(), _held_open_while_loading(pipeline):
             return _run(pipeline, source, options, on_piece)
     except PipelineStepFailed as exc:
         raise _translate(exc, pipeline, location) from None
@@ -164,6 +165,28 @@ def create_views(pipeline: dlt.Pipeline) -> None:
     (DuckDB, a DuckLake, PostgreSQL; Parquet readers get them from
     :func:`onepin_etl.analysis.connect`)."""
     kind_of(pipeline).persist_views(pipeline)
+
+
+@contextmanager
+def _held_open_while_loading(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """Every load step of ``pipeline`` (its packages, one a piece) runs with the destination
+    held open by its kind (:meth:`~onepin_etl.destinations.base.Kind.held_open`). dlt's
+    ``run`` calls ``pipeline.load()`` after extract and normalize: the instance's ``load`` is
+    wrapped for the duration, so the destination is held while a package loads, never while
+    data is fetched."""
+    kind = kind_of(pipeline)
+    load = pipeline.load
+
+    @functools.wraps(load)
+    def held_load(*args: Any, **kwargs: Any) -> Any:
+        with kind.held_open(pipeline):
+            return load(*args, **kwargs)
+
+    setattr(pipeline, "load", held_load)  # noqa: B010 - shadows the method on this instance
+    try:
+        yield
+    finally:
+        delattr(pipeline, "load")
 
 
 @contextmanager

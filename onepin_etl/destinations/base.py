@@ -4,7 +4,7 @@ package; adding one is that module, its entry in ``KINDS`` and its tests."""
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -81,6 +81,11 @@ class Kind:
 
     def persist_views(self, pipeline: dlt.Pipeline) -> None:
         """Create the analysis views inside the destination after a load (where it can)."""
+
+    def held_open(self, pipeline: dlt.Pipeline) -> AbstractContextManager[None]:
+        """Keep the destination open while one package loads, if opening it costs (a load
+        opens and closes it for every table otherwise)."""
+        return nullcontext()
 
     def completed_loads(self, target: Target, con: duckdb.DuckDBPyConnection
                         ) -> list[tuple[str, datetime]]:
