@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from onepin_etl import Target, load
 from onepin_sim import Simulator, WorldConfig
 from onepin_source.pieces import Pieces, estimated_runs
 from onepin_source.state import WorkflowState
@@ -105,6 +108,30 @@ def test_a_first_load_commits_in_pieces_with_exact_tables(big: Simulator, workdi
                           r"ETA \d+ s$", result.output, re.MULTILINE)
     assert progress == [(str(n), str(6 - n)) for n in range(1, 6)]  # between the pieces
     assert_matches_api(workdir / "onepin_etl.duckdb", api_snapshot(big))
+
+
+def test_a_reader_gets_the_duckdb_file_between_pieces(big: Simulator, workdir: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file is held open while a piece's package loads (``DuckDb.held_open``), and let go
+    after it: another process (a notebook) opens it between pieces and sees whole workflows,
+    one more each piece."""
+    monkeypatch.setenv("ONEPIN_API_KEY", big.api_key)
+    monkeypatch.setenv("ONEPIN_BASE_URL", big.base_url)
+    path = workdir / "onepin_etl.duckdb"
+    read = ("import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
+            "print(con.execute('select count(*) from onepin.runs').fetchone()[0])")
+    seen: list[int] = []
+
+    def reader(info: Any, plan: Any) -> None:
+        done = subprocess.run([sys.executable, "-c", read, str(path)], capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr[-1000:]
+        seen.append(int(done.stdout))
+
+    load(Target(duckdb_path=str(path), pipelines_dir=str(workdir / "pipelines")),
+         on_piece=reader)
+    assert seen == [BIG.runs * n for n in range(1, 7)]
+    assert_matches_api(path, api_snapshot(big))
 
 
 @pytest.mark.parametrize(("row_format", "destination"),
