@@ -80,7 +80,9 @@ def test_the_quota_is_learned_from_429s_alone_and_paced_to() -> None:
         answer(limiter)
     for _ in range(3):  # one at a time: three 429s in a row say it is spent, 0.4 s in
         answer(limiter, 429, retry_after=9.6)
-    assert limiter.quota == Quota(5, pytest.approx(10.0), "429")
+    quota = limiter.quota
+    assert quota is not None and (quota.limit, quota.source) == (5, "429")
+    assert quota.window_s == pytest.approx(10.0)
     assert not limiter.window.counting and limiter.throttled == 6 and limiter.quota_waits == 2
     clock.now += 9.6
     for _ in range(5):
@@ -121,7 +123,8 @@ def test_a_count_learned_is_confirmed_or_corrected_by_the_window_seen_whole() ->
         window.answered({}, now, 0, sent_at)
     window.throttled(0.9, {}, now, sends[9])
     window.throttled(0.9, {}, now, sends[10])
-    assert window.quota == Quota(7, pytest.approx(0.911 + 0.9 - 0.9), "429")
+    assert window.quota is not None and (window.quota.limit, window.quota.source) == (7, "429")
+    assert window.quota.window_s == pytest.approx(0.911)
     window.answered({}, now + 0.01, 0, sends[7])  # late, sent before the first 429 came back
     assert window.quota is not None and window.quota.limit == 8 and window.confirmed
     now += 0.9
