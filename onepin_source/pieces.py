@@ -8,9 +8,11 @@ state. A killed load loses at most the piece in flight; the next load finds the 
 workflows unchanged in the state (:meth:`incremental.RunTracker.unchanged`) and skips them.
 
 The workflow list is read once per load; each piece takes the next workflows in list order until
-their estimated runs reach its budget: :data:`~onepin_source.settings.FIRST_PIECE_RUNS` for the
-first piece (analysts see data within seconds; the rate is measured on it), then what the rate
-measured so far fetches in :data:`~onepin_source.settings.PIECE_SECONDS`, at most
+their estimated runs reach its budget (a load of at most
+:data:`~onepin_source.settings.ONE_PIECE_RUNS` is one piece, unless it has a time box):
+:data:`~onepin_source.settings.FIRST_PIECE_RUNS` for the first piece (analysts see data within
+seconds; the rate is measured on it), then what the rate measured so far (if any) fetches in
+:data:`~onepin_source.settings.PIECE_SECONDS`, at most
 :data:`~onepin_source.settings.PIECE_RUNS` and :data:`~onepin_source.settings.PIECE_SHARE` of
 the load (so a kill loses a small share of any load), and no more than fits in what is left of
 the load's time box (``max_duration``). A piece also stops starting workflows after
@@ -33,6 +35,7 @@ from typing import Any
 from onepin_source.incremental import workflow_fingerprint
 from onepin_source.settings import (
     FIRST_PIECE_RUNS,
+    ONE_PIECE_RUNS,
     PAGE_SIZE,
     PIECE_MIN_RUNS,
     PIECE_RUNS,
@@ -95,16 +98,19 @@ class Pieces:
             self.pieces += 1
             return list(self._piece)
 
-    def _budget(self) -> int:
-        """Estimated runs the next piece may take."""
+    def _budget(self) -> int | None:
+        """Estimated runs the next piece may take (None: all that is left)."""
+        if self.runs_total <= ONE_PIECE_RUNS and self._deadline is None:
+            return None  # a small load is one piece (unless time-boxed): all that is left
         share = max(PIECE_MIN_RUNS, PIECE_SHARE * self.runs_total)
-        if self.pieces == 0:  # a load of at most FIRST_PIECE_RUNS runs is one piece
-            return FIRST_PIECE_RUNS if self.runs_total <= FIRST_PIECE_RUNS \
-                else int(min(FIRST_PIECE_RUNS, share))
+        if self.pieces == 0:
+            return int(min(FIRST_PIECE_RUNS, share))
+        budget = min(PIECE_RUNS, share)
         rate = self.steps_requests / max(self.elapsed_s(), 1e-3)  # with the packages' time
-        budget = min(PIECE_RUNS, share, rate * PIECE_SECONDS)
-        if self._deadline is not None:
-            budget = min(budget, rate * (self._deadline - self._clock()))
+        if rate > 0:  # none yet (only open runs re-read, unchanged): no rate to go by
+            budget = min(budget, rate * PIECE_SECONDS)
+            if self._deadline is not None:
+                budget = min(budget, rate * (self._deadline - self._clock()))
         return max(1, int(budget))
 
     def may_start(self, workflow_id: str) -> bool:

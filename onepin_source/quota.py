@@ -9,13 +9,14 @@ learned while loading:
   and ``RateLimit: "p";r=42;t=30``, and the older draft's ``RateLimit-Limit/-Remaining/-Reset``.
   Each answer says how many requests are left and when the window frees them: when none are
   left, nobody sends until then.
-- **from 429s alone** (``Retry-After`` or ``X-RateLimit-Reset``): a streak of 429s (three in
-  a row) says the window is spent and when it ends, and the requests answered before it say how
-  many it holds; a lone 429 is a stray (an API shedding load) and teaches nothing. From then on
-  each window gets that many requests at full speed; when they are spent, one request at a
-  time goes (at the window's end, once its length is known) until the window turns (its answer
-  is a 200 again) or a 429 says how long to wait. A window seen whole shortens a count that was
-  too long (:meth:`QuotaWindow._shrink_by_tail`).
+- **from 429s alone** (``Retry-After`` or ``X-RateLimit-Reset``): a streak of 429s (five in
+  a row, in the order their requests were sent) says the window is spent and when it ends; a
+  lone 429 is a stray (an API shedding load) and teaches nothing. The load's first window gives
+  a guess at the count (it may span two windows); the next window seen whole (it begins when a
+  wait ends) is counted with few requests in flight (:attr:`QuotaWindow.counting`), and its
+  200s are the count. From then on each window gets that many requests at full speed; when they
+  are spent, one request at a time goes (at the window's end, once its length is known) until
+  the window turns (its answer is a 200 again) or a 429 says how long to wait.
 
 What was learned (:class:`Quota`) is kept in the pipeline's state, so the next load starts paced.
 
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from onepin_source.settings import MAX_RETRY_DELAY_S
+from onepin_source.settings import MAX_RETRY_DELAY_S, SPENT_AFTER_429S
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +206,8 @@ class QuotaWindow:
         self._lengths: list[float] = []  # the lengths of the windows seen whole
         self._streak = 0  # 429s in a row, in the order their requests were sent
         self._streak_sent = 0.0  # when the first request of the streak was sent
+        self._streak_last = 0.0  # when the last request of the streak was sent
+        self._flying: list[float] = []  # when each request now in flight was sent
         self._probing = False  # a request went alone to ask whether the window turned
 
     @property
@@ -212,13 +215,19 @@ class QuotaWindow:
         """The count from 429s is not confirmed yet: few requests in flight (the limiter)."""
         return self.quota is not None and not self.confirmed and self.reset_at is None
 
+    @property
+    def unsure(self) -> bool:
+        """A 429 came back and the answers in flight have not yet told whether the window is
+        spent or it was a stray: nobody sends meanwhile (:meth:`wait_s`)."""
+        return bool(self._streak) and self.reset_at is None
+
     def wait_s(self, now: float, in_flight: int) -> float | None:
         """0 if a request may go now, else seconds to wait (None: until an answer)."""
         if self.reset_at is not None:
             if now < self.reset_at:
                 return self.reset_at - now
             self._reopen(self.reset_at)
-        if self._streak and in_flight:
+        if self.unsure and in_flight:
             return None  # a 429 came back: spent or a stray? The answers in flight tell
         if self.remaining is None or self.remaining > 0:
             return 0.0
@@ -247,11 +256,24 @@ class QuotaWindow:
         else:
             self.remaining = self.quota.limit if self.quota and self.confirmed else None
 
-    def sent(self) -> None:
+    def sent(self, at: float | None = None) -> None:
+        """A request goes (sent ``at``: then :meth:`ended` must follow its answer)."""
+        if at is not None:
+            self._flying.append(at)
         if self.remaining is not None and self.remaining > 0:
             self.remaining -= 1
         elif self.remaining == 0:
             self._probing = True  # sent alone (wait_s): the next answer is its
+
+    def ended(self, sent_at: float) -> None:
+        """The request sent at ``sent_at`` is no longer in flight (any answer, or none)."""
+        if sent_at in self._flying:
+            self._flying.remove(sent_at)
+
+    def _gap(self) -> bool:
+        """A request sent between the streak's first and last is still in flight: until it
+        tells, the streak may be strays answered out of order."""
+        return any(self._streak_sent < s < self._streak_last for s in self._flying)
 
     def _restart_count(self, *sends: float) -> None:
         self._sends = list(sends)
@@ -276,6 +298,13 @@ class QuotaWindow:
         self._sends.append(sent)
         if self._first_429 is not None and sent > self._first_429:
             self._first_429 = None  # sent after the 429 came back, and through: a stray 429
+        if self.counting and self.remaining is None and self._whole and self.quota is not None \
+                and len(self._sends) > self.quota.limit:
+            # The window being counted holds more than the guess: its streak was strays
+            # (random 429s, five in a row), not a quota. Forget it; full speed again.
+            log.info("more than %d requests since the wait got through: no quota after all",
+                     self.quota.limit)
+            self.quota = None
         probe, self._probing = self._probing, False
         if probe and self.quota is not None:
             # One request beyond the count got through: a new window (the probe went once the
@@ -289,8 +318,9 @@ class QuotaWindow:
     def throttled(self, delay_s: float, headers: Mapping[str, str], now: float,
                   sent_at: float | None = None) -> None:
         """A 429 that asks to wait ``delay_s``. The window is spent when the headers say so,
-        when the count learned is used up, or when three 429s come in a row; then everybody
-        waits. Any other 429 is a stray: only its own request waits. (An API that sheds load
+        when the count learned is used up, or when five 429s come in a row (in the order the
+        requests were sent, none sent among them still in flight); then everybody waits. Any
+        other 429 is a stray: only its own request waits. (An API that sheds load
         now and then answers stray 429s; taking each for a spent window, as a 429 with no
         other request in flight was before, learned quotas of 3 per second from them.)
 
@@ -302,6 +332,7 @@ class QuotaWindow:
         (the mean of those seen whole: ``Retry-After`` is in whole seconds)."""
         sent = now if sent_at is None else sent_at
         self._streak_sent = sent if not self._streak else min(self._streak_sent, sent)
+        self._streak_last = sent if not self._streak else max(self._streak_last, sent)
         self._streak += 1
         self._probing = False
         first = now if self._first_429 is None else self._first_429
@@ -310,7 +341,7 @@ class QuotaWindow:
         if seen.seen:
             self._from_headers(seen, now, 0)
         elif self.reset_at is None:
-            if self.remaining != 0 and self._streak < 3:
+            if self.remaining != 0 and (self._streak < SPENT_AFTER_429S or self._gap()):
                 log.debug("a stray 429 (%s left, %s answered)", self.remaining, len(self._sends))
                 return
             counted = sum(1 for s in self._sends if s < first)

@@ -80,12 +80,13 @@ class RequestLimiter:
                 while True:
                     wait = self._wait_s(urgent)
                     if wait == 0:
+                        sent_at = float(self._clock())
                         self.in_flight += 1
                         self.sent += 1
-                        self.window.sent()
+                        self.window.sent(sent_at)
                         if self.budget:
                             self.budget.sent()
-                        return float(self._clock())
+                        return sent_at
                     self._cond.wait(timeout=wait)
             finally:
                 if urgent:
@@ -114,9 +115,11 @@ class RequestLimiter:
         with self._cond:
             now = self._clock()
             self.in_flight -= 1
+            if sent_at is not None:
+                self.window.ended(sent_at)
             if self.budget:
                 self.budget.answered(now)
-            limit, spent = self.limit, self.window.remaining == 0
+            limit, spent, unsure = self.limit, self.window.remaining == 0, self.window.unsure
             if status == 429:
                 self.throttled += 1
                 self._on_429(now, retry_after_s, headers, sent_at)
@@ -127,9 +130,11 @@ class RequestLimiter:
                     self._on_answer(now - sent_at)
             # Wake as many waiters as slots were freed, not all of them: with several batches'
             # pools waiting, waking every thread on every answer made the 50 x 100 full load
-            # 1.4x slower. Requests sent again after a 429 go first, and a window that turned
-            # lets many go: then all re-check.
-            if self._urgent or spent and self.window.remaining != 0:
+            # 1.4x slower. Requests sent again after a 429 go first, a window that turned lets
+            # many go, and so does a 429 found to be a stray (the waiters woken while it was
+            # unsure waited again): then all re-check.
+            if self._urgent or spent and self.window.remaining != 0 \
+                    or unsure and not self.window.unsure:
                 self._cond.notify_all()
             else:
                 self._cond.notify(1 + max(0, self.limit - limit))

@@ -226,6 +226,32 @@ def test_a_piece_is_a_small_share_of_a_small_load() -> None:
     assert len(plan.next_piece(lambda: workflows(*[10] * 100), never_loaded)) == 10  # 10% of 1,000
 
 
+@pytest.mark.parametrize("open_every", [2, 1])
+def test_a_load_that_fetched_no_steps_yet_still_takes_pieces_by_share(open_every: int) -> None:
+    """A re-load that only re-reads open runs fetches no steps: the rate of steps requests is
+    0, and a budget from it (0 runs, so one workflow a piece) made an unchanged re-load of
+    1,000 workflows, ~170 with open runs, commit ~170 pieces (96 s for 193 requests; 2.5 s
+    before pieces). 200 open runs are one piece (ONE_PIECE_RUNS); 400 take pieces of 10%."""
+    clock = Clock()
+    plan = Pieces(clock=clock)
+    plan.checkpoints = True
+    seen = {"workflow": [None, 10, {}], "open": {}}  # what the list says: unchanged
+    opened = {f"w{i}": WorkflowState({**seen, "open": {"r": "t"}})
+              for i in range(0, 400, open_every)}
+
+    def state(workflow_id: str) -> WorkflowState:  # those with an open run, or unchanged
+        return opened.get(workflow_id, WorkflowState(seen))
+
+    pieces: list[int] = []
+    while not plan.finished and len(pieces) < 50:
+        piece = plan.next_piece(lambda: workflows(*[10] * 400), state)
+        assert all(plan.may_start(w["id"]) for w in piece)
+        pieces.append(len(piece))
+        clock.now += 1
+    assert plan.runs_total == 400 // open_every and plan.steps_requests == 0
+    assert pieces == ([400] if open_every == 2 else [40] * 10), pieces
+
+
 def test_every_load_starts_one_workflow_with_new_runs_even_when_the_time_is_up() -> None:
     clock = Clock()
     plan = Pieces(max_duration_s=1, clock=clock)
