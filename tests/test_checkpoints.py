@@ -235,7 +235,7 @@ def test_a_load_that_fetched_no_steps_yet_still_takes_pieces_by_share(open_every
     clock = Clock()
     plan = Pieces(clock=clock)
     plan.checkpoints = True
-    seen = {"workflow": [None, 10, {}], "open": {}}  # what the list says: unchanged
+    seen: dict[str, Any] = {"workflow": [None, 10, {}], "open": {}}  # what the list says: unchanged
     opened = {f"w{i}": WorkflowState({**seen, "open": {"r": "t"}})
               for i in range(0, 400, open_every)}
 
