@@ -318,11 +318,11 @@ class QuotaWindow:
     def throttled(self, delay_s: float, headers: Mapping[str, str], now: float,
                   sent_at: float | None = None) -> None:
         """A 429 that asks to wait ``delay_s``. The window is spent when the headers say so,
-        when the count learned is used up, or when five 429s come in a row (in the order the
-        requests were sent, none sent among them still in flight); then everybody waits. Any
-        other 429 is a stray: only its own request waits. (An API that sheds load
-        now and then answers stray 429s; taking each for a spent window, as a 429 with no
-        other request in flight was before, learned quotas of 3 per second from them.)
+        when the probe sent once the count learned was used up meets it, or when five 429s come
+        in a row (in the order the requests were sent, none sent among them still in flight);
+        then everybody waits. Any other 429 is a stray: only its own request waits. (An API
+        that sheds load now and then answers stray 429s; taking each for a spent window, as a
+        429 with no other request in flight was before, learned quotas of 3 per second.)
 
         The window's count is the requests answered since the window began (or the load) that
         were sent before the first 429 of the streak came back; a request sent after it that
@@ -334,14 +334,15 @@ class QuotaWindow:
         self._streak_sent = sent if not self._streak else min(self._streak_sent, sent)
         self._streak_last = sent if not self._streak else max(self._streak_last, sent)
         self._streak += 1
-        self._probing = False
+        probe, self._probing = self._probing, False
         first = now if self._first_429 is None else self._first_429
         self._first_429 = first
         seen = header_quota(headers)
         if seen.seen:
             self._from_headers(seen, now, 0)
         elif self.reset_at is None:
-            if self.remaining != 0 and (self._streak < SPENT_AFTER_429S or self._gap()):
+            streak = self._streak >= SPENT_AFTER_429S and not self._gap()
+            if not (streak or probe and self.remaining == 0):
                 log.debug("a stray 429 (%s left, %s answered)", self.remaining, len(self._sends))
                 return
             counted = sum(1 for s in self._sends if s < first)
@@ -354,7 +355,10 @@ class QuotaWindow:
             elif self._whole and self._began is not None and self.quota.source == "429":
                 self._lengths.append(now + delay_s - self._began)
                 limit = self.quota.limit
-                if counted and (not self.confirmed or counted < limit):
+                # Counted, or spent by a streak before its count was used (the count was too
+                # long). Not when the count was used and the probe met a 429: a stray among the
+                # count's own requests would shorten it by one, window after window.
+                if counted and (not self.confirmed or streak and counted < limit):
                     limit, self._cutoff = counted, first
                 self.quota = Quota(limit, sum(self._lengths) / len(self._lengths), "429")
                 self.confirmed = True

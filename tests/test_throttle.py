@@ -186,6 +186,33 @@ def test_a_guess_from_strays_is_forgotten_when_the_next_window_holds_more() -> N
     assert window.quota is None and not window.counting and window.wait_s(101.3, 3) == 0
 
 
+def test_a_stray_among_a_windows_own_requests_does_not_shorten_its_count() -> None:
+    """A confirmed count of 5: a window seen whole sends its 5 and one of them meets a stray
+    429. The window is then taken as spent, but the count stays 5 (shortening it to the 200s
+    seen would lose one request a window, each time a stray came)."""
+    window = QuotaWindow(Quota(5, 10.0, "429"))
+    for _ in range(5):
+        window.sent(100.0)
+    for _ in range(5):
+        window.ended(100.0)
+        window.answered({}, 100.05, 0, 100.0)
+    assert window.wait_s(100.1, 0) == 0  # the count used: a probe, right away
+    window.sent(100.1)
+    window.ended(100.1)
+    window.throttled(9.0, {}, 100.15, 100.1)
+    assert window.wait_s(109.15, 0) == 0 and window.remaining == 5  # a window seen whole
+    sends = [109.15 + n / 1000 for n in range(5)]
+    for sent_at in sends:
+        window.sent(sent_at)
+    for n, sent_at in enumerate(sends):
+        window.ended(sent_at)
+        if n == 2:
+            window.throttled(1.0, {}, 109.2, sent_at)
+        else:
+            window.answered({}, 109.2, 0, sent_at)
+    assert window.quota == Quota(5, 10.0, "429") and window.reset_at is None, "a stray"
+
+
 def test_a_lone_429_among_answers_makes_only_its_request_wait() -> None:
     clock = FakeClock()
     limiter = RequestLimiter(8, clock=clock)
