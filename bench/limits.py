@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -51,12 +50,12 @@ def _stats(base_url: str) -> dict[str, Any]:
 def _load(name: str, world: WorldConfig, latency_ms: float, faults: dict[str, Any], work: Path,
           *flags: str) -> tuple[Measure, dict[str, Any]]:
     """One first load in a fresh simulator; the measure and the simulator's counts."""
-    slug = Path(tempfile.mkdtemp(prefix="load-", dir=work)).name  # a first load, every time
+    place = Path(tempfile.mkdtemp(prefix="load-", dir=work))  # a first load, every time
     with simulator_process(world, latency_ms, faults) as (base_url, api_key):
         env = {**os.environ, "ONEPIN_BASE_URL": base_url, "ONEPIN_API_KEY": api_key,
                "RUNTIME__DLT_TELEMETRY": "false"}
-        measure = run_job(name, ["project", str(work / f"{slug}.duckdb"),
-                                 str(work / f"{slug}_pipelines"), *flags], env, base_url)
+        measure = run_job(name, ["project", str(place / "load.duckdb"),
+                                 str(place / "pipelines"), *flags], env, base_url)
         return measure, _stats(base_url)
 
 
@@ -87,7 +86,6 @@ def quota_rows(work: Path, quick: bool, repeat: int) -> list[dict[str, Any]]:
         row = dict(sorted(runs, key=lambda r: r["vs_floor"])[len(runs) // 2])
         row["case"] = label
         row["runs"] = runs
-        row["throttled_share_median"] = statistics.median(r["throttled_share"] for r in runs)
         rows.append(row)
     return rows
 

@@ -27,6 +27,7 @@ answer (so the server, which counts it somewhere in between, never sees more tha
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from onepin_source.settings import MAX_RETRY_DELAY_S, SPENT_AFTER_429S
+from onepin_source.settings import COUNTING_IN_FLIGHT, MAX_RETRY_DELAY_S, SPENT_AFTER_429S
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ class QuotaWindow:
 
     @property
     def counting(self) -> bool:
-        """The count from 429s is not confirmed yet: few requests in flight (the limiter)."""
+        """The count from 429s is not confirmed yet: few requests in flight (:meth:`wait_s`)."""
         return self.quota is not None and not self.confirmed and self.reset_at is None
 
     @property
@@ -229,6 +230,8 @@ class QuotaWindow:
             self._reopen(self.reset_at)
         if self.unsure and in_flight:
             return None  # a 429 came back: spent or a stray? The answers in flight tell
+        if self.counting and in_flight >= COUNTING_IN_FLIGHT:
+            return None
         if self.remaining is None or self.remaining > 0:
             return 0.0
         if in_flight:
@@ -267,7 +270,7 @@ class QuotaWindow:
 
     def ended(self, sent_at: float) -> None:
         """The request sent at ``sent_at`` is no longer in flight (any answer, or none)."""
-        if sent_at in self._flying:
+        with contextlib.suppress(ValueError):
             self._flying.remove(sent_at)
 
     def _gap(self) -> bool:

@@ -31,7 +31,6 @@ from requests.adapters import HTTPAdapter
 
 from onepin_source.quota import Quota, QuotaWindow, SlidingBudget, retry_delay_s
 from onepin_source.settings import (
-    COUNTING_IN_FLIGHT,
     QUOTA_PATIENCE_S,
     RTT_BASELINE_SAMPLES,
     START_CONCURRENCY,
@@ -97,8 +96,6 @@ class RequestLimiter:
         if self._urgent and not urgent:
             return None
         if self.in_flight >= self.limit:
-            return None
-        if self.window.counting and self.in_flight >= COUNTING_IN_FLIGHT:
             return None
         now = self._clock()
         waits = [self.window.wait_s(now, self.in_flight)]

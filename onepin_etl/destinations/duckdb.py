@@ -3,6 +3,7 @@ persisted in the dataset, a file that may be locked for a moment by a reader (a 
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,10 +88,8 @@ class DuckDb(Kind):
         database = credentials.get("database") if isinstance(credentials, dict) else None
         held = None
         if database:
-            try:
+            with contextlib.suppress(duckdb.Error):
                 held = duckdb.connect(str(database))
-            except duckdb.Error:
-                held = None
         try:
             yield
         finally:
