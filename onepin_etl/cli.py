@@ -465,7 +465,7 @@ def status(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
         out.out(f"{label:>20}: {value}", highlight=False)
 
 
-def _checkpoint(checkpoint: dict[str, int] | None, running: bool) -> str:
+def _checkpoint(checkpoint: dict[str, Any] | None, running: bool) -> str:
     """The last piece a load committed (extracted, when its package is still pending)."""
     if not checkpoint:
         return "none"

@@ -53,7 +53,7 @@ class PipelineStatus:
     newest_run_at: datetime | None
     open_runs: int
     workflows_tracked: int
-    checkpoint: dict[str, int] | None  # the last piece extracted: piece, workflows/runs left
+    checkpoint: dict[str, Any] | None  # the last piece extracted: piece, workflows/runs left, pass
     pending_packages: list[str]
     lock_holder: lock.Holder | None
 

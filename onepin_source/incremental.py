@@ -120,6 +120,11 @@ class RunTracker:
             if wanted:
                 yield wanted
 
+    def done_in_this_pass(self, fingerprint: list[Any]) -> bool:
+        """Committed earlier in the pass this load continues, and the workflow list says what it
+        said then: nothing new (its open runs are read again by the next pass)."""
+        return self._state.done_in_this_pass and self._state.fingerprint == fingerprint
+
     def unchanged(self, fingerprint: list[Any]) -> bool:
         """Nothing to read: the workflow has no runs at all, or it was read before, nothing of
         it was open, and the workflow list says what it said then."""

@@ -2,7 +2,10 @@
 
 Per workflow, with change detection on (the default):
 
-1. nothing at all when the workflow list proves nothing changed (:meth:`RunTracker.unchanged`);
+1. nothing at all when the workflow list proves nothing changed (:meth:`RunTracker.unchanged`),
+   or when the workflow was committed earlier in the pass this load continues (a load killed or
+   time-boxed is continued, not begun again: :meth:`RunTracker.done_in_this_pass`) and its list
+   item is the same;
 2. when the workflow list says something new: the runs listed newest first down to the mark
    minus the lookback (new runs, late arrivals, and the open runs among them);
 3. the runs open at the last load that step 2 did not reach: one listing filtered on the open
@@ -70,6 +73,8 @@ def workflow_runs(client: OnepinClient, workflow: dict[str, Any], state: Workflo
         return
     tracker = RunTracker(state, lookback=options.lookback, since=options.since)
     fingerprint = workflow_fingerprint(workflow)
+    if options.detect_changes and tracker.done_in_this_pass(fingerprint):
+        return  # its marks stay as committed (open runs included)
     if options.detect_changes and tracker.unchanged(fingerprint):
         tracker.commit(fingerprint)
         return

@@ -4,8 +4,10 @@ dlt commits the incremental state only with a load package. One package for a wh
 means a load killed in its 99th minute loses 99 minutes. So a load runs the source several times
 (``onepin_etl.pipeline.run_load``), one *piece* per extract: each piece is a set of workflows
 processed completely (listing, every run, every run's steps), committed as one package with its
-state. A killed load loses at most the piece in flight; the next load finds the committed
-workflows unchanged in the state (:meth:`incremental.RunTracker.unchanged`) and skips them.
+state. A killed load loses at most the piece in flight; the next load continues its *pass*
+(:meth:`state.LoadState.pass_id`): it skips the workflows committed in it whose list item is
+unchanged, open runs included (:meth:`incremental.RunTracker.done_in_this_pass`); the pass after
+reads those open runs again, as every pass does.
 
 The workflow list is read once per load; each piece takes the next workflows in list order until
 their estimated runs reach its budget (a load of at most
@@ -171,11 +173,12 @@ def estimated_runs(workflow: Mapping[str, Any], state: WorkflowState, *,
                    fresh: bool = False) -> int:
     """Runs a load of ``workflow`` will hand on, from its list item and its state: all of them
     the first time, the new ones plus those open at the last load after that, none when the
-    list says what it said last time and nothing was open. ``fresh``: the new ones only."""
+    list says what it said last time and nothing was open (or the workflow was committed
+    earlier in the pass this load continues). ``fresh``: the new ones only."""
     fingerprint = workflow_fingerprint(workflow)
     runs_count = int(workflow.get("runs_count") or 0)
     before = state.fingerprint
-    open_runs = 0 if fresh else len(state.open_runs)
+    open_runs = 0 if fresh or state.done_in_this_pass else len(state.open_runs)
     if before is None:
         return runs_count
     if before == fingerprint and not open_runs:

@@ -10,7 +10,8 @@ learned while loading:
   Each answer says how many requests are left and when the window frees them: when none are
   left, nobody sends until then.
 - **from 429s alone** (``Retry-After`` or ``X-RateLimit-Reset``): a streak of 429s (five in
-  a row, in the order their requests were sent) says the window is spent and when it ends; a
+  a row, in the order their requests were sent; four while a window is counted, as many as it
+  keeps in flight) says the window is spent and when it ends; a
   lone 429 is a stray (an API shedding load) and teaches nothing. The load's first window gives
   a guess at the count (it may span two windows); the next window seen whole (it begins when a
   wait ends) is counted with few requests in flight (:attr:`QuotaWindow.counting`), and its
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 # X-RateLimit-Reset below this is seconds from now (GitHub-style APIs send Unix seconds, others
 # a delta); a Unix time is above 1e9 since 2001.
 _RESET_IS_DELTA_BELOW = 1e9
+WHOLE_SECONDS_WITHIN_S = 0.25  # see QuotaWindow._length
 _DRAFT_PARAM = re.compile(r";\s*([a-z]+)\s*=\s*(\d+(?:\.\d+)?)")
 
 
@@ -205,11 +207,17 @@ class QuotaWindow:
         self._began: float | None = None  # when the window began (a wait ended, a probe)
         self._whole = False  # it began when a wait ended: none of our requests were in it yet
         self._lengths: list[float] = []  # the lengths of the windows seen whole
+        self._whole_seconds = True  # every wait a 429 asked for was in whole seconds
         self._streak = 0  # 429s in a row, in the order their requests were sent
         self._streak_sent = 0.0  # when the first request of the streak was sent
         self._streak_last = 0.0  # when the last request of the streak was sent
         self._flying: list[float] = []  # when each request now in flight was sent
         self._probing = False  # a request went alone to ask whether the window turned
+
+    @property
+    def known(self) -> bool:
+        """The API has said something of its quota: headers, a spent window, an earlier load."""
+        return self.quota is not None or self._headers
 
     @property
     def counting(self) -> bool:
@@ -334,6 +342,7 @@ class QuotaWindow:
         gives the count (when it holds fewer than the guess, or is being counted) and a length
         (the mean of those seen whole: ``Retry-After`` is in whole seconds)."""
         sent = now if sent_at is None else sent_at
+        self._whole_seconds = self._whole_seconds and float(delay_s).is_integer()
         self._streak_sent = sent if not self._streak else min(self._streak_sent, sent)
         self._streak_last = sent if not self._streak else max(self._streak_last, sent)
         self._streak += 1
@@ -344,7 +353,10 @@ class QuotaWindow:
         if seen.seen:
             self._from_headers(seen, now, 0)
         elif self.reset_at is None:
-            streak = self._streak >= SPENT_AFTER_429S and not self._gap()
+            # A window being counted has a count guessed: as many 429s in a row as it keeps
+            # in flight end it (five would take one more request, and one more 429).
+            needed = COUNTING_IN_FLIGHT if self.counting else SPENT_AFTER_429S
+            streak = self._streak >= needed and not self._gap()
             if not (streak or probe and self.remaining == 0):
                 log.debug("a stray 429 (%s left, %s answered)", self.remaining, len(self._sends))
                 return
@@ -363,10 +375,23 @@ class QuotaWindow:
                 # count's own requests would shorten it by one, window after window.
                 if counted and (not self.confirmed or streak and counted < limit):
                     limit, self._cutoff = counted, first
-                self.quota = Quota(limit, sum(self._lengths) / len(self._lengths), "429")
+                self.quota = Quota(limit, self._length(), "429")
                 self.confirmed = True
         self.remaining = 0
         self.reset_at = max(self.reset_at or 0.0, now + delay_s)
+
+    def _length(self) -> float:
+        """The window's length: the mean of the windows seen whole. Each is measured from a
+        wait's end to a 429's asked wait, both late by up to a second when ``Retry-After`` is
+        in whole seconds, so one is off by up to a second either way. A mean within a quarter
+        second of whole seconds is taken as whole seconds (6.2 s and 5.8 s are 6 s; 6.4 s may
+        as well be 7 s as 6 s, and stays 6.4 s). A length learned long sends the probe late
+        every window (40 per 2 s learned as 2.6 s: 1.3x the floor); short, it meets a 429
+        every window."""
+        mean = sum(self._lengths) / len(self._lengths)
+        whole = float(max(1, round(mean)))
+        return whole if self._whole_seconds and abs(mean - whole) <= WHOLE_SECONDS_WITHIN_S \
+            else mean
 
     def _from_headers(self, seen: HeaderQuota, now: float, others_in_flight: int) -> None:
         """Trust the server's count, less the requests of ours it may not have counted yet."""

@@ -22,6 +22,14 @@ MAX_CONCURRENCY = 64
 # (with 26 in flight, a 100-per-6-s quota cost 25 429s there). 4 at 50 ms is 80 requests a
 # second, far above any per-minute quota.
 COUNTING_IN_FLIGHT = 4
+# Until the API has said anything of a quota (no 429 streak, no rate-limit header, nothing
+# learned by an earlier load), one request more may be in flight for every this many answered
+# (at least START_CONCURRENCY): the requests in flight when a quota first runs out all meet
+# 429s, so a quota of Q costs at most ~Q/16 of them to discover, not the 32 in flight (a
+# 100-per-6-s quota: 3.8% of a short first load's requests were 429s). A quota of 1,000 a
+# minute is not held back (32 in flight after 512 answers); unthrottled, the first 512
+# requests go with fewer in flight (~1 s at 50 ms).
+ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN = 32
 # 429s in a row (in the order sent) that say a window is spent; fewer are strays. A load of
 # 5,600 requests at 5% random 429s met three in a row (the simulator's seeded draws) and took
 # them for a quota; five in a row at 5% is ~3 in 10 million.
@@ -39,14 +47,15 @@ CREDENTIALS_FILE = "~/.onepin/credentials"  # the official Onepin CLI's TOML cre
 # one. A piece ends after the workflows holding its budget of runs (estimated from the workflow
 # list), or when it has run PIECE_SECONDS, whichever comes first. The budget is PIECE_RUNS (a few
 # seconds unthrottled, half a minute at a 1,000-requests-a-minute quota) and at most PIECE_SHARE
-# of the load's runs but not under PIECE_MIN_RUNS: a kill then costs at most ~10% of a load again
-# (bench/resume.py: killed + resumed requests <= 1.1x a clean load). Each piece costs ~1 s
-# (one dlt package extracted, normalized and loaded while little is fetched, and a fetching
-# tail): the unthrottled 1,000 x 3 first load took 23 s in one package and 52 s in 26 pieces
-# of 4% (docs/big-loads.md), so a piece is 10%, not 4%.
+# of the load's runs but not under PIECE_MIN_RUNS: a kill then costs at most one piece again
+# (bench/resume.py: killed + resumed requests <= 1.1x a clean load). A piece's requests are its
+# runs plus a runs page per workflow: with 3 runs a workflow, 10% of the runs was 10% of the
+# requests, and a kill right at a piece's end cost 1.10x; 8% leaves room. Each piece costs
+# ~0.5 s (one dlt package normalized and loaded while nothing is fetched): the unthrottled
+# 1,000 x 3 first load took 23 s in one package and 52 s in 26 pieces of 4% (docs/big-loads.md).
 PIECE_RUNS = 500
 PIECE_SECONDS = 60.0
-PIECE_SHARE = 0.1
+PIECE_SHARE = 0.08
 PIECE_MIN_RUNS = 25
 FIRST_PIECE_RUNS = 100  # the first piece is small: analysts see data soon, and it sets the rate
 # A load estimated at this many runs or fewer is one piece: a few seconds unthrottled, ~15 s at

@@ -12,7 +12,8 @@ existing pipelines, so a change to it needs a migration:
   steps need no fetch while the fingerprint stays;
 - ``resources.workflows.rows``: ``{workflow_id: row digest}`` of the workflow rows loaded;
 - ``quota``: what the request limiter learned of the API's quota (:class:`~quota.Quota`);
-- ``checkpoint``: the last piece extracted and what was left (:mod:`onepin_source.pieces`).
+- ``checkpoint``: the last piece extracted, what was left, and the *pass* it belongs to
+  (:mod:`onepin_source.pieces`); each workflow's marks name the pass that wrote them (``pass``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -32,10 +34,21 @@ log = logging.getLogger(__name__)
 
 
 class WorkflowState:
-    """One workflow's marks: read through properties, written at once by :meth:`write`."""
+    """One workflow's marks: read through properties, written at once by :meth:`write`.
 
-    def __init__(self, data: dict[str, Any] | None = None) -> None:
+    ``current_pass``: the pass the load now running belongs to (:attr:`LoadState.pass_id`)."""
+
+    def __init__(self, data: dict[str, Any] | None = None, current_pass: str | None = None
+                 ) -> None:
         self._data = {} if data is None else data
+        self.current_pass = current_pass
+
+    @property
+    def done_in_this_pass(self) -> bool:
+        """Committed earlier in the pass now running: by a load that was killed or ran out of
+        time, which this load continues. Its open runs were read then; the next pass reads
+        them again."""
+        return self.current_pass is not None and self._data.get("pass") == self.current_pass
 
     @property
     def mark(self) -> str | None:
@@ -68,6 +81,8 @@ class WorkflowState:
               recent: dict[str, str], fingerprint: list[Any] | None) -> None:
         self._data.update(mark=mark, open=open_runs, rows=open_rows, recent=recent,
                           workflow=fingerprint)
+        if self.current_pass is not None:
+            self._data["pass"] = self.current_pass
 
 
 class LoadState:
@@ -82,11 +97,29 @@ class LoadState:
     def __init__(self, target_key: str | None = None) -> None:
         self._target_key = target_key
         self._state: dict[str, Any] | None = None
+        self.pass_id: str | None = None  # set by the first bind() of a load
 
     def bind(self, source_state: dict[str, Any] | None = None) -> None:
-        """Use ``source_state`` (default: dlt's, of the extract running in this thread)."""
+        """Use ``source_state`` (default: dlt's, of the extract running in this thread). The
+        first bind of a load decides its pass (:meth:`_pass`)."""
         self._state = dlt.current.source_state() if source_state is None else source_state
         self._check_target()
+        if self.pass_id is None:
+            self.pass_id = self._pass()
+
+    def _pass(self) -> str:
+        """The pass this load belongs to. A *pass* goes once over every workflow; a load killed
+        or time-boxed before its end leaves it unfinished (the checkpoint says workflows are
+        left), and the next load continues it: the workflows committed in it whose list item
+        is unchanged need no request (:attr:`WorkflowState.done_in_this_pass`), as if the load
+        had never been cut. Otherwise a new pass begins, named by when it began."""
+        checkpoint = self._source.get("checkpoint")
+        if isinstance(checkpoint, dict) and checkpoint.get("pass") \
+                and checkpoint.get("workflows_left"):
+            log.info("continuing the pass begun at %s: %s workflows were left",
+                     checkpoint["pass"], checkpoint["workflows_left"])
+            return str(checkpoint["pass"])
+        return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
     @property
     def _source(self) -> dict[str, Any]:
@@ -118,11 +151,11 @@ class LoadState:
 
     def workflow(self, workflow_id: str) -> WorkflowState:
         """The marks of a workflow this load processes (tracked from now on)."""
-        return WorkflowState(self._workflows().setdefault(workflow_id, {}))
+        return WorkflowState(self._workflows().setdefault(workflow_id, {}), self.pass_id)
 
     def recorded(self, workflow_id: str) -> WorkflowState:
         """The marks of a workflow as the last load left them, to read only (empty if none)."""
-        return WorkflowState(dict(self._workflows().get(workflow_id) or {}))
+        return WorkflowState(dict(self._workflows().get(workflow_id) or {}), self.pass_id)
 
     # ---- workflow rows (the ``workflows`` resource) --------------------------------------------
     def workflow_row_changed(self, workflow_id: str, digest: str) -> bool:
@@ -163,7 +196,7 @@ class LoadState:
     def checkpoint(self, piece: int, workflows_left: int, runs_left: int) -> None:
         """Record the piece just extracted and what the load has left (``status`` shows it)."""
         self._source["checkpoint"] = {"piece": piece, "workflows_left": workflows_left,
-                                      "runs_left": runs_left}
+                                      "runs_left": runs_left, "pass": self.pass_id}
 
 
 @dataclass(frozen=True)
@@ -172,7 +205,7 @@ class Summary:
 
     workflows_tracked: int
     open_runs: int
-    checkpoint: dict[str, int] | None  # the last piece extracted: piece, workflows/runs left
+    checkpoint: dict[str, Any] | None  # the last piece extracted: piece, workflows/runs left, pass
 
 
 def summary(pipeline_state: Mapping[str, Any]) -> Summary:

@@ -7,7 +7,9 @@ on the shared session. Three things bound them:
   like a gradient/Vegas limiter: after each round of answers (as many as the limit) it rises
   while the round's latency stays near the fastest seen, holds when latency grows, and falls
   when latency more than doubles. A 429 halves it (once per burst). ``concurrency`` is the hard
-  cap (default 32): ``--concurrency 1`` means one request at a time.
+  cap (default 32): ``--concurrency 1`` means one request at a time. Until the API has said
+  anything of a quota, it rises only by one for every ``ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN``
+  (16) answers: the requests in flight when a quota first runs out all meet 429s.
 - **The API's quota** (:class:`onepin_source.quota.QuotaWindow`): learned from rate-limit
   headers, or from 429s; when a window's requests are spent, nobody sends until it turns.
 - **A budget** (``max_requests_per_minute``): never more than N requests in any 60 s.
@@ -31,6 +33,7 @@ from requests.adapters import HTTPAdapter
 
 from onepin_source.quota import Quota, QuotaWindow, SlidingBudget, retry_delay_s
 from onepin_source.settings import (
+    ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN,
     QUOTA_PATIENCE_S,
     RTT_BASELINE_SAMPLES,
     START_CONCURRENCY,
@@ -167,9 +170,17 @@ class RequestLimiter:
         self._round.clear()
         gradient = self._fastest / average if average > 0 else 1.0
         if gradient >= 0.8 and self.limit < self.max_limit:
-            self.limit = min(self.max_limit, self.limit + max(1, self.limit // 4))
+            self.limit = max(self.limit, min(self.max_limit, self.limit + max(1, self.limit // 4),
+                                             self._until_quota_known()))
         elif gradient < 0.5 and self.limit > 1:
             self.limit = max(1, int(self.limit * 0.9))
+
+    def _until_quota_known(self) -> int:
+        """The most in flight while the API has said nothing of a quota: the requests in
+        flight when one first runs out all meet 429s (``ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN``)."""
+        if self.window.known:
+            return self.max_limit
+        return max(START_CONCURRENCY, self.answered // ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN)
 
     # ---- what it learned ---------------------------------------------------------------------
     def restore(self, learned: Quota | None) -> None:

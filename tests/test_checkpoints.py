@@ -30,9 +30,12 @@ from tests.helpers import (
     unsettled,
 )
 
-# 6 workflows of 60 runs: a first load takes six pieces of one workflow (a piece takes 10% of
+# 6 workflows of 60 runs: a first load takes six pieces of one workflow (a piece takes 8% of
 # the load's runs, at least 25).
 BIG = WorldConfig(seed=5, workflows=6, runs=60, nodes=4)
+# The same with a run every 10 minutes: every workflow has open (paused or pending) runs, which
+# a new pass reads again and a continued pass does not.
+OPEN = WorldConfig(seed=5, workflows=6, runs=60, nodes=4, run_interval_s=600)
 TIMEBOX_LINE = re.compile(r"^Time is up after \d+ s: (\d+) workflows \(~\d+ runs\) remaining; "
                           r"the next load continues\.$", re.MULTILINE)
 
@@ -40,6 +43,12 @@ TIMEBOX_LINE = re.compile(r"^Time is up after \d+ s: (\d+) workflows \(~\d+ runs
 @pytest.fixture
 def big() -> Iterator[Simulator]:
     with Simulator(BIG) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def opened() -> Iterator[Simulator]:
+    with Simulator(OPEN) as simulator:
         yield simulator
 
 
@@ -79,23 +88,38 @@ def kill_then_resume(sim: Simulator, workdir: Path, *args: str, after_steps: int
     sim.stats.reset()
     invoke_cli(sim, workdir)("load", *flags)
     assert_matches_api(db, snap)
-    # The resumed load fetched the steps of the runs no committed piece holds, and of those it
-    # holds only the open runs whose last steps had a pending step (as any incremental load).
-    refetched = {r for r in held if snap["runs"][r]["status"] not in TERMINAL
-                 and unsettled(snap, r)}
-    assert sim.stats.snapshot()["requests"].get("steps", 0) == \
-        len(snap["runs"]) - len(held) + len(refetched)
+    # The resumed load continues the killed load's pass: the workflow list (one page), then
+    # for each workflow no committed piece holds a runs page and every run's steps; nothing
+    # for the workflows held, not even their open runs (the next pass reads those again).
+    held_workflows = {snap["runs"][r]["workflow_id"] for r in held}
+    assert sim.stats.snapshot()["requests"] == {
+        "workflows": 1, **({"runs": BIG.workflows - len(held_workflows)} if held_workflows
+                           != set(snap["workflows"]) else {}),
+        "steps": len(snap["runs"]) - len(held)}
+    # (Every workflow has open runs: a new pass reads them again, as the next load shows.)
+    assert {snap["runs"][r]["workflow_id"] for r in snap["runs"]
+            if snap["runs"][r]["status"] not in TERMINAL} == set(snap["workflows"])
+    sim.stats.reset()
+    invoke_cli(sim, workdir)("load", *flags)  # a new pass: the open runs are read again
+    requests = sim.stats.snapshot()["requests"]
+    assert requests.get("run", 0) + requests.get("runs", 0) > 0
+    assert requests.get("steps", 0) == len(
+        {r for r, run in snap["runs"].items() if run["status"] not in TERMINAL
+         and unsettled(snap, r)})
+    assert_matches_api(db, snap)
 
 
-def test_a_killed_first_load_resumes_after_its_last_piece(big: Simulator, workdir: Path) -> None:
-    kill_then_resume(big, workdir, after_steps=150)  # in the third piece: two are held
+def test_a_killed_first_load_resumes_after_its_last_piece(opened: Simulator, workdir: Path
+                                                         ) -> None:
+    kill_then_resume(opened, workdir, after_steps=150)  # in the third piece: two are held
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("row_format", ["arrow", "dicts"])
 @pytest.mark.parametrize("after_steps", [20, 100, 250, 340])
-def test_kill_matrix(big: Simulator, workdir: Path, after_steps: int, row_format: str) -> None:
-    kill_then_resume(big, workdir, after_steps=after_steps, row_format=row_format)
+def test_kill_matrix(opened: Simulator, workdir: Path, after_steps: int, row_format: str
+                     ) -> None:
+    kill_then_resume(opened, workdir, after_steps=after_steps, row_format=row_format)
 
 
 def test_a_first_load_commits_in_pieces_with_exact_tables(big: Simulator, workdir: Path) -> None:
@@ -223,7 +247,7 @@ def test_pieces_take_workflows_by_budget_and_requeue_those_not_started() -> None
 def test_a_piece_is_a_small_share_of_a_small_load() -> None:
     plan = Pieces()
     plan.checkpoints = True
-    assert len(plan.next_piece(lambda: workflows(*[10] * 100), never_loaded)) == 10  # 10% of 1,000
+    assert len(plan.next_piece(lambda: workflows(*[10] * 100), never_loaded)) == 8  # 8% of 1,000
 
 
 @pytest.mark.parametrize("open_every", [2, 1])
@@ -231,7 +255,7 @@ def test_a_load_that_fetched_no_steps_yet_still_takes_pieces_by_share(open_every
     """A re-load that only re-reads open runs fetches no steps: the rate of steps requests is
     0, and a budget from it (0 runs, so one workflow a piece) made an unchanged re-load of
     1,000 workflows, ~170 with open runs, commit ~170 pieces (96 s for 193 requests; 2.5 s
-    before pieces). 200 open runs are one piece (ONE_PIECE_RUNS); 400 take pieces of 10%."""
+    before pieces). 200 open runs are one piece (ONE_PIECE_RUNS); 400 take pieces of 8%."""
     clock = Clock()
     plan = Pieces(clock=clock)
     plan.checkpoints = True
@@ -249,7 +273,7 @@ def test_a_load_that_fetched_no_steps_yet_still_takes_pieces_by_share(open_every
         pieces.append(len(piece))
         clock.now += 1
     assert plan.runs_total == 400 // open_every and plan.steps_requests == 0
-    assert pieces == ([400] if open_every == 2 else [40] * 10), pieces
+    assert pieces == ([400] if open_every == 2 else [32] * 12 + [16]), pieces
 
 
 def test_every_load_starts_one_workflow_with_new_runs_even_when_the_time_is_up() -> None:

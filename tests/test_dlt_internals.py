@@ -96,3 +96,12 @@ def test_config_providers_say_where_a_setting_is() -> None:
     assert providers and all(isinstance(p, app_internals.ConfigProvider) for p in providers)
     for member in ("name", "is_empty", "get_value"):
         assert hasattr(app_internals.ConfigProvider, member), member
+
+
+def test_a_paginator_takes_a_compiled_total_path_as_it_is() -> None:
+    from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
+
+    path = internals.compile_path("pagination.total")
+    assert internals.compile_path(path) is path
+    paginator = OffsetPaginator(limit=100, total_path=path)
+    assert paginator.total_path is path

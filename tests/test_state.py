@@ -4,6 +4,7 @@ pipelines), the reset when the destination changes, and the summary ``status`` s
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +42,35 @@ def written(source_state: dict[str, Any]) -> LoadState:
 
 def test_the_layout_is_the_one_existing_pipelines_have() -> None:
     source_state: dict[str, Any] = {}
-    written(source_state)
+    pass_id = written(source_state).pass_id
+    assert pass_id is not None and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", pass_id)
     assert source_state == {
-        "resources": {"runs": {"target": "duckdb:a", "workflows": {"w1": MARKS}},
+        "resources": {"runs": {"target": "duckdb:a",
+                               "workflows": {"w1": {**MARKS, "pass": pass_id}}},
                       "run_steps": {"fetched": {"r9": "fp9"}},
                       "workflows": {"rows": {"w1": "dw1"}}},
         "quota": {"limit": 1000, "window_s": 60.0, "source": "headers"},
-        "checkpoint": {"piece": 2, "workflows_left": 5, "runs_left": 400},
+        "checkpoint": {"piece": 2, "workflows_left": 5, "runs_left": 400, "pass": pass_id},
     }
+
+
+def test_a_load_continues_an_unfinished_pass_and_begins_a_new_one_after_a_finished() -> None:
+    """A load cut short (the checkpoint says workflows are left) is continued by the next: the
+    workflows it committed are done in this pass. Once a pass finishes, a new one begins."""
+    source_state: dict[str, Any] = {}
+    first = written(source_state)  # its checkpoint: 5 workflows left
+    again = bound(source_state)
+    assert again.pass_id == first.pass_id and again.recorded("w1").done_in_this_pass
+    assert not again.recorded("w2").done_in_this_pass  # never committed
+    again.checkpoint(3, 0, 0)  # the pass finished
+    after = bound(source_state)
+    assert after.pass_id != first.pass_id and not after.recorded("w1").done_in_this_pass
+    # A state written before passes existed (no "pass"): a new pass, nothing done in it.
+    del source_state["checkpoint"]["pass"], source_state["resources"]["runs"]["workflows"]["w1"][
+        "pass"]
+    source_state["checkpoint"]["workflows_left"] = 5
+    older = bound(source_state)
+    assert older.pass_id != first.pass_id and not older.recorded("w1").done_in_this_pass
 
 
 def test_a_state_written_before_reads_back_through_the_class() -> None:
@@ -76,18 +98,19 @@ def test_reading_marks_tracks_nothing_and_processing_tracks_the_workflow() -> No
 
 def test_another_destination_starts_marks_fingerprints_and_digests_over() -> None:
     source_state: dict[str, Any] = {}
-    written(source_state)
+    pass_id = written(source_state).pass_id
     bound(source_state, target_key="duckdb:a")  # the same destination: nothing changes
-    assert source_state["resources"]["runs"]["workflows"] == {"w1": MARKS}
+    assert source_state["resources"]["runs"]["workflows"] == {"w1": {**MARKS, "pass": pass_id}}
     bound(source_state, target_key=None)  # a plain pipeline.run(onepin()): nothing changes
-    assert source_state["resources"]["runs"]["workflows"] == {"w1": MARKS}
+    assert source_state["resources"]["runs"]["workflows"] == {"w1": {**MARKS, "pass": pass_id}}
 
     bound(source_state, target_key="parquet:b")
     assert source_state["resources"] == {"runs": {"target": "parquet:b", "workflows": {}},
                                          "run_steps": {"fetched": {}},
                                          "workflows": {"rows": {}}}
     assert source_state["quota"]["limit"] == 1000  # the API's quota is the same anywhere
-    assert source_state["checkpoint"] == {"piece": 2, "workflows_left": 5, "runs_left": 400}
+    assert source_state["checkpoint"] == {"piece": 2, "workflows_left": 5, "runs_left": 400,
+                                          "pass": pass_id}
 
 
 def test_steps_fingerprints_are_forgotten_when_not_settled_and_read_only_outside() -> None:
@@ -136,13 +159,14 @@ def test_a_real_load_writes_the_layout_and_status_reads_it(sim: Simulator, cli: 
     assert set(resources) == {"runs", "run_steps", "workflows"}
     assert set(resources["runs"]) == {"target", "workflows"}
     workflows = resources["runs"]["workflows"]
-    assert {key for marks in workflows.values() for key in marks} == set(MARKS)
+    assert {key for marks in workflows.values() for key in marks} == {*MARKS, "pass"}
     assert set(resources["workflows"]["rows"]) == set(workflows)
     assert set(resources["run_steps"]) == {"fetched"}
-    assert set(source_state["checkpoint"]) == {"piece", "workflows_left", "runs_left"}
+    assert set(source_state["checkpoint"]) == {"piece", "workflows_left", "runs_left", "pass"}
 
     assert len(workflows) == 3 and sum(len(marks["open"]) for marks in workflows.values()) == 2
     assert summary(pipeline_state) == Summary(3, 2, source_state["checkpoint"])
     shown = json.loads(cli("status", "--pipelines-dir", "pipelines", "--format", "json").output)
     assert (shown["workflows_tracked"], shown["open_runs"], shown["checkpoint"]) == (
-        3, 2, {"piece": 1, "workflows_left": 0, "runs_left": 0})
+        3, 2, {"piece": 1, "workflows_left": 0, "runs_left": 0,
+               "pass": source_state["checkpoint"]["pass"]})

@@ -48,12 +48,27 @@ def test_a_429_halves_the_limit_for_everybody_once_per_burst() -> None:
 def test_the_limit_rises_past_the_start_while_answers_stay_fast_up_to_the_cap() -> None:
     limiter = RequestLimiter(32, clock=FakeClock())
     assert limiter.limit == 8, "starts at 8"
-    for _ in range(400):
+    for _ in range(256):
+        answer(limiter, latency=0.05)
+    # No quota known yet: one more in flight for every 32 answers (a quota's first 429s are
+    # the requests in flight when it runs out).
+    assert limiter.limit == 8
+    for _ in range(256):
+        answer(limiter, latency=0.05)
+    assert 8 < limiter.limit <= 512 // 32
+    for _ in range(600):
         answer(limiter, latency=0.05)
     assert limiter.limit == 32, "rises to the hard cap, never past it"
     for _ in range(200):
         answer(limiter, latency=0.2)  # four times slower: a queue somewhere
     assert limiter.limit < 16, "falls when latency grows"
+
+
+def test_once_a_quota_is_known_the_limit_rises_with_every_round() -> None:
+    limiter = RequestLimiter(32, clock=FakeClock(), learned=Quota(1000, 60.0, "429"))
+    for _ in range(200):
+        answer(limiter, latency=0.05)
+    assert limiter.limit == 32  # 8, 10, 12, 15, 18, 22, 27, 33: 137 answers
 
 
 def test_a_hard_cap_below_the_start_is_kept() -> None:
@@ -78,13 +93,13 @@ def test_the_quota_is_learned_from_429s_alone_and_paced_to() -> None:
     for _ in range(5):
         assert limiter._wait_s(urgent=False) == 0
         answer(limiter)
-    for _ in range(5):  # one at a time: five 429s in a row say it is spent, 0.5 s in
-        answer(limiter, 429, retry_after=9.5)
+    for _ in range(4):  # one at a time: while counting, four 429s in a row say it is spent
+        answer(limiter, 429, retry_after=9.55)
     quota = limiter.quota
     assert quota is not None and (quota.limit, quota.source) == (5, "429")
     assert quota.window_s == pytest.approx(10.0)
-    assert not limiter.window.counting and limiter.throttled == 10 and limiter.quota_waits == 2
-    clock.now += 9.5
+    assert not limiter.window.counting and limiter.throttled == 9 and limiter.quota_waits == 2
+    clock.now += 9.55
     for _ in range(5):
         answer(limiter)
     assert limiter._wait_s(urgent=False) == pytest.approx(10.0 - 0.25), \
@@ -350,3 +365,34 @@ def test_a_sustained_quota_never_fails_a_request_and_rarely_answers_429(headers:
     else:  # the first window's discovery (the requests then in flight: the limit, 8 at the
         # start and 10 after one round), then at most one a window (eight windows)
         assert stats["statuses"].get("429", 0) <= 10 + 8
+
+
+@pytest.mark.parametrize(("step", "wait", "learned"),
+                         [(0.02, 6.0, 6.0), (0.04, 6.0, 6.4), (0.02, 6.3, 6.5)])
+def test_a_window_length_from_whole_second_waits_is_taken_in_whole_seconds(
+        step: float, wait: float, learned: float) -> None:
+    """A window seen whole is measured from the wait's end to the wait its last 429 asks: each
+    late by up to a second when Retry-After is in whole seconds, so the measure is off by up
+    to a second. A length learned long sends the probe late every window, and the load falls
+    behind by a window now and then (40 per 2 s learned as 2.6 s: 1.3x the floor); so a
+    measure within a quarter second of whole seconds (6.2 s) is taken as 6 s. 6.4 s may be 6 s
+    or 7 s, and stays; a wait not in whole seconds is taken as it is."""
+    window = QuotaWindow(None)
+    now = 100.0
+    for _ in range(10):
+        window.sent()
+        window.answered({}, now, 0, now - 0.1)
+    for _ in range(5):  # five in a row: spent, a guess of 10
+        window.sent()
+        window.throttled(1.0, {}, now, now)
+    now += 1.0
+    assert window.wait_s(now, 0) == 0 and window.counting
+    for _ in range(10):  # the window seen whole, counted: 10 in 10 steps
+        window.sent()
+        window.answered({}, now, 0, now)
+        now += step
+    for _ in range(4):
+        window.sent()
+        window.throttled(wait, {}, now, now)
+    assert window.quota is not None and (window.quota.limit, window.quota.source) == (10, "429")
+    assert window.quota.window_s == pytest.approx(learned)
