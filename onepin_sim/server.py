@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -30,6 +31,15 @@ _BEARER = re.compile(r"^Bearer (op_live_[0-9A-Za-z]{32})$")
 _5XX = (500, 502, 503, 504)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that goes away mid-request (a killed load) is not an error of the server: no
+    traceback for a reset or broken connection; any other error is printed as before."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class Simulator:
     """A running (or startable) simulated Onepin API.
 
@@ -44,7 +54,7 @@ class Simulator:
         self.faults = faults or FaultConfig()
         self.injector = FaultInjector(self.faults)
         self.stats = RequestStats()
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server = _QuietServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

@@ -437,3 +437,17 @@ def test_late_runs_show_up_after_their_created_at() -> None:
         runs = all_runs(sim, wf)
         assert [r["run_number"] for r in runs][:2] == [9, 8]
         assert api_get(sim, f"/workflows/{wf}/runs/{late_run}").status_code == 200
+
+
+def test_a_client_gone_mid_request_is_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    """A killed load resets its connections: the simulator says nothing of it (the resume
+    benchmark printed hundreds of tracebacks), but any other error of a request is printed."""
+    with Simulator(WorldConfig(workflows=1, runs=1)) as sim:
+        for error in (ConnectionResetError(104, "reset by peer"), BrokenPipeError(32, "pipe"),
+                      ValueError("a bug")):
+            try:
+                raise error
+            except (ConnectionError, ValueError):
+                sim._server.handle_error(None, ("127.0.0.1", 40000))
+    printed = capsys.readouterr().err
+    assert printed.count("Traceback") == 1 and "ValueError: a bug" in printed
