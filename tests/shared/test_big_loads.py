@@ -9,7 +9,7 @@ import pytest
 
 from onepin_sim import Simulator, WorldConfig
 from tests.shared.conftest import Shared
-from tests.test_checkpoints import BIG, kill_then_resume, time_boxed_loads_converge
+from tests.test_checkpoints import OPEN, kill_then_resume, time_boxed_loads_converge
 
 pytestmark = pytest.mark.shared
 POSTGRES = ("--destination", "postgres")
@@ -18,7 +18,7 @@ POSTGRES = ("--destination", "postgres")
 @pytest.mark.parametrize("row_format", ["arrow", "dicts"])
 def test_a_killed_first_load_resumes_into_postgres(workdir: Path, shared: Shared,
                                                    row_format: str) -> None:
-    with Simulator(BIG) as sim:
+    with Simulator(OPEN) as sim:
         kill_then_resume(sim, workdir, *POSTGRES, after_steps=150, row_format=row_format,
                          db={"destination": "postgres"})
 
