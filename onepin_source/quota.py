@@ -38,14 +38,18 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from onepin_source.settings import COUNTING_IN_FLIGHT, MAX_RETRY_DELAY_S, SPENT_AFTER_429S
+from onepin_source.settings import (
+    COUNTING_IN_FLIGHT,
+    MAX_RETRY_DELAY_S,
+    SPENT_AFTER_429S,
+    WHOLE_SECONDS_WITHIN_S,
+)
 
 log = logging.getLogger(__name__)
 
 # X-RateLimit-Reset below this is seconds from now (GitHub-style APIs send Unix seconds, others
 # a delta); a Unix time is above 1e9 since 2001.
 _RESET_IS_DELTA_BELOW = 1e9
-WHOLE_SECONDS_WITHIN_S = 0.25  # see QuotaWindow._length
 _DRAFT_PARAM = re.compile(r";\s*([a-z]+)\s*=\s*(\d+(?:\.\d+)?)")
 
 

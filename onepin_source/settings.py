@@ -35,6 +35,9 @@ ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN = 32
 # 5,600 requests at 5% random 429s met three in a row (the simulator's seeded draws) and took
 # them for a quota; five in a row at 5% is ~3 in 10 million.
 SPENT_AFTER_429S = 5
+# A window's length learned from whole-second Retry-After is off by up to a second either way;
+# a mean this close to whole seconds is taken as whole seconds (quota.QuotaWindow._length).
+WHOLE_SECONDS_WITHIN_S = 0.25
 RTT_BASELINE_SAMPLES = 2000  # the fastest latency seen is re-measured every this many answers
 # How long one request may keep meeting 429s (waiting each one's Retry-After) before it fails:
 # a spent quota's window is a minute or less, so 15 minutes means the key is blocked.
