@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
 import time
 from collections import deque
@@ -217,6 +218,7 @@ class QuotaWindow:
         self._streak_last = 0.0  # when the last request of the streak was sent
         self._flying: list[float] = []  # when each request now in flight was sent
         self._probing = False  # a request went alone to ask whether the window turned
+        self._probe_due: float | None = None  # when the window was to end as the probe went
 
     @property
     def known(self) -> bool:
@@ -250,10 +252,8 @@ class QuotaWindow:
             return None
         # Spent: one request asks whether the window turned, once its learned length is over
         # (earlier, it would only meet a 429).
-        ends = self._began + self.quota.window_s \
-            if self._began is not None and self.quota is not None and self.quota.window_s \
-            else now
-        return max(0.0, ends - now)
+        ends = self._window_end()
+        return max(0.0, (now if ends is None else ends) - now)
 
     def _reopen(self, at: float) -> None:
         """The wait is over: with headers, one request asks what is left; from 429s alone, the
@@ -279,6 +279,13 @@ class QuotaWindow:
             self.remaining -= 1
         elif self.remaining == 0:
             self._probing = True  # sent alone (wait_s): the next answer is its
+            self._probe_due = self._window_end()
+
+    def _window_end(self) -> float | None:
+        """When the current window ends, if its beginning and the length are known."""
+        if self._began is None or self.quota is None or not self.quota.window_s:
+            return None
+        return self._began + self.quota.window_s
 
     def ended(self, sent_at: float) -> None:
         """The request sent at ``sent_at`` is no longer in flight (any answer, or none)."""
@@ -324,8 +331,15 @@ class QuotaWindow:
         if probe and self.quota is not None:
             # One request beyond the count got through: a new window (the probe went once the
             # learned length was over, or right away while it is not known).
+            # It began by the time the server counted the probe. A probe that waited for the
+            # window's end keeps the phase: the window began at that end (or a whole number of
+            # windows after it), not when this answer came back, a round trip later window
+            # after window (at 40 requests per 2 s the probes drifted 50 ms a window, until one
+            # came a window late).
             log.debug("a probe got through: a new window")
-            self._began = now
+            due, length = self._probe_due, self.quota.window_s
+            self._began = due + (sent - due) // length * length \
+                if due is not None and length and sent >= due else now
             self._whole = False  # it began late by up to the probe's wait: its length is not
             self._restart_count(sent)
             self.remaining = max(0, self.quota.limit - 1)
@@ -387,15 +401,17 @@ class QuotaWindow:
     def _length(self) -> float:
         """The window's length: the mean of the windows seen whole. Each is measured from a
         wait's end to a 429's asked wait, both late by up to a second when ``Retry-After`` is
-        in whole seconds, so one is off by up to a second either way. A mean within a quarter
-        second of whole seconds is taken as whole seconds (6.2 s and 5.8 s are 6 s; 6.4 s may
-        as well be 7 s as 6 s, and stays 6.4 s). A length learned long sends the probe late
-        every window (40 per 2 s learned as 2.6 s: 1.3x the floor); short, it meets a 429
-        every window."""
+        in whole seconds, so one is off by up to a second either way; the length is then taken
+        in whole seconds, rounded down unless the mean is within a quarter second below the
+        next (6.2 s and 6.4 s are 6 s, 5.8 s and 6.8 s are 6 s and 7 s). A length learned long
+        sends the probe late every window and the load falls a window behind now and then,
+        learning nothing more (40 per 2 s learned as 2.6 s: 1.27x the floor); short, the probe
+        meets one 429 a window and waits its ``Retry-After``, and each such window is measured
+        whole, so the mean comes closer."""
         mean = sum(self._lengths) / len(self._lengths)
-        whole = float(max(1, round(mean)))
-        return whole if self._whole_seconds and abs(mean - whole) <= WHOLE_SECONDS_WITHIN_S \
-            else mean
+        if not self._whole_seconds:
+            return mean
+        return float(max(1, math.floor(mean + WHOLE_SECONDS_WITHIN_S)))
 
     def _from_headers(self, seen: HeaderQuota, now: float, others_in_flight: int) -> None:
         """Trust the server's count, less the requests of ours it may not have counted yet."""

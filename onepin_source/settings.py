@@ -38,7 +38,8 @@ ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN = 32
 # them for a quota; five in a row at 5% is ~3 in 10 million.
 SPENT_AFTER_429S = 5
 # A window's length learned from whole-second Retry-After is off by up to a second either way;
-# a mean this close to whole seconds is taken as whole seconds (quota.QuotaWindow._length).
+# it is taken in whole seconds, rounded down unless this close below the next whole second
+# (quota.QuotaWindow._length): learned long costs whole windows, short one 429 a window.
 WHOLE_SECONDS_WITHIN_S = 0.25
 RTT_BASELINE_SAMPLES = 2000  # the fastest latency seen is re-measured every this many answers
 # How long one request may keep meeting 429s (waiting each one's Retry-After) before it fails:

@@ -368,15 +368,17 @@ def test_a_sustained_quota_never_fails_a_request_and_rarely_answers_429(headers:
 
 
 @pytest.mark.parametrize(("step", "wait", "learned"),
-                         [(0.02, 6.0, 6.0), (0.04, 6.0, 6.4), (0.02, 6.3, 6.5)])
+                         [(0.02, 6.0, 6.0), (0.04, 6.0, 6.0), (0.08, 6.0, 7.0),
+                          (0.08, 5.0, 6.0), (0.06, 5.0, 5.0), (0.02, 6.3, 6.5)])
 def test_a_window_length_from_whole_second_waits_is_taken_in_whole_seconds(
         step: float, wait: float, learned: float) -> None:
     """A window seen whole is measured from the wait's end to the wait its last 429 asks: each
     late by up to a second when Retry-After is in whole seconds, so the measure is off by up
     to a second. A length learned long sends the probe late every window, and the load falls
-    behind by a window now and then (40 per 2 s learned as 2.6 s: 1.3x the floor); so a
-    measure within a quarter second of whole seconds (6.2 s) is taken as 6 s. 6.4 s may be 6 s
-    or 7 s, and stays; a wait not in whole seconds is taken as it is."""
+    behind by a window now and then (40 per 2 s learned as 2.6 s: 1.27x the floor), while one
+    learned short meets a 429 a window and is measured again; so the measure is rounded down
+    to whole seconds unless within a quarter second below the next (6.2 s and 6.4 s are 6 s,
+    6.8 s is 7 s, 5.8 s is 6 s, 5.6 s is 5 s); a wait not in whole seconds is taken as it is."""
     window = QuotaWindow(None)
     now = 100.0
     for _ in range(10):
@@ -396,3 +398,44 @@ def test_a_window_length_from_whole_second_waits_is_taken_in_whole_seconds(
         window.throttled(wait, {}, now, now)
     assert window.quota is not None and (window.quota.limit, window.quota.source) == (10, "429")
     assert window.quota.window_s == pytest.approx(learned)
+
+
+def test_probes_that_wait_for_the_windows_end_keep_its_phase() -> None:
+    """Once the count of a window is spent, one request (the probe) goes when the window's
+    learned length is over. When it gets through, the next window is counted from where the
+    window was to end, not from the probe's answer, a round trip later: that made the probes
+    drift one round trip a window, until one came a whole window late (40 per 2 s). A probe
+    that went late (the load was busy) counts from the last window's end before it went."""
+    window = QuotaWindow(Quota(10, 2.0, "429"))
+    now = 0.0
+    for _ in range(10):
+        window.sent(now)
+        window.answered({}, now + 0.05, 0, now)
+        window.ended(now)
+    assert window.wait_s(0.2, 0) == 0  # spent; the window's beginning is not known yet
+    window.sent(0.2)
+    window.answered({}, 0.25, 0, 0.2)  # through: a new window, from the answer (0.25)
+    window.ended(0.2)
+    began = 0.25
+    for _ in range(10):
+        for _ in range(9):
+            window.sent(began + 0.1)
+            window.answered({}, began + 0.15, 0, began + 0.1)
+            window.ended(began + 0.1)
+        assert window.wait_s(began + 0.2, 0) == pytest.approx(1.8)  # the probe at began + 2 s
+        due = began + 2.0
+        window.sent(due)
+        window.answered({}, due + 0.05, 0, due)
+        window.ended(due)
+        began = due
+    assert began == pytest.approx(20.25)
+    for _ in range(9):
+        window.sent(began + 0.1)
+    assert window.wait_s(began + 0.2, 0) == pytest.approx(1.8)
+    late = began + 2.0 + 5.5  # the probe went 2.75 windows after the window's end
+    window.sent(late)
+    window.answered({}, late + 0.05, 0, late)
+    window.ended(late)
+    for _ in range(9):
+        window.sent(late + 0.1)
+    assert window.wait_s(late + 0.2, 0) == pytest.approx(began + 2.0 + 3 * 2.0 - (late + 0.2))
