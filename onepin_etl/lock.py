@@ -68,9 +68,9 @@ def _held(path: Path, pipeline_name: str, deadline: float, wait_s: float) -> Ite
     with path.open("a+", encoding="utf-8") as file:
         told = False
         while not _try_lock(file):
-            if wait_s > 0 and not told:  # --wait says what it is waiting for, once
+            if wait_s > 0 and not told:  # a load that waits says what for, once
                 holder = read_holder(path)
-                log.warning("waiting up to %g s (--wait) for %s, which %s holds", wait_s,
+                log.warning("waiting up to %g s for %s, which %s holds", wait_s,
                             _what(path, pipeline_name, holder),
                             holder.describe() if holder else "another process")
                 told = True
@@ -134,7 +134,10 @@ def _locked_message(path: Path, pipeline_name: str, holder: Holder | None) -> st
     who = holder.describe() if holder else "another process"
     # One pipeline, one load at a time, whatever the destination: a load into another file
     # that may run alongside needs a pipeline (and so a state) of its own.
-    other = ("; to load another destination at the same time, give it its own --pipeline-name"
-             if _is_pipeline_lock(path, pipeline_name) else "")
+    # The CLI's flags first, then their names in Python (Target, onepin_etl.load): Dagster and
+    # notebooks meet this message too.
+    other = ("; to load another destination at the same time, give it its own --pipeline-name "
+             "(Target.pipeline_name)" if _is_pipeline_lock(path, pipeline_name) else "")
     return (f"{_what(path, pipeline_name, holder)} is being loaded by {who}; this load did not "
-            f"start. Wait for it, or pass --wait SECONDS to queue behind it{other}")
+            f"start. Wait for it, or pass --wait SECONDS (wait_s in Python) to queue behind "
+            f"it{other}")

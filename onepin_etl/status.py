@@ -91,8 +91,8 @@ def collect(target: Target) -> PipelineStatus:
         pipeline = dlt.attach(pipeline_name=target.name, pipelines_dir=str(target.working_dir))
     except CannotRestorePipelineException:
         raise ConfigError(f"no pipeline {target.name!r} in {target.working_dir}: nothing has "
-                          "been loaded with it yet (or pass --pipeline-name / --pipelines-dir)"
-                          ) from None
+                          "been loaded with it yet (or pass --pipeline-name / --pipelines-dir; "
+                          "Target.pipeline_name / pipelines_dir in Python)") from None
     state = summary(pipeline.state)
     loads, newest_run_at = _from_destination(target)
     holders = [lock.read_holder(p) for p in lock.lock_paths(target.working_dir, target.name,

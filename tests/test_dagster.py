@@ -5,13 +5,19 @@ tables, checks judge."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
+import requests
 
 from onepin_etl.dagster_defs import AssetChecks, build_definitions
 from onepin_etl.destinations import Target
@@ -188,3 +194,75 @@ def test_a_malformed_onepin_shards_is_one_line(env: Simulator, monkeypatch: pyte
         load_definitions_file()
     assert str(raised.value) == "ONEPIN_SHARDS must be a whole number of shards, 1 or more, " \
                                 "not 'two'"
+
+
+def test_shard_partitions_at_once_in_processes_of_their_own(env: Simulator, workdir: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """As Dagster's run launcher and the multiprocess executor run them: every shard partition
+    at once, each a process of its own (``dagster asset materialize``) whose assets run in
+    processes of their own, into one DuckDB file. They queue on the file's lock; each exits 0,
+    and together they give the API's tables exactly."""
+    monkeypatch.setenv("ONEPIN_SHARDS", "2")
+    monkeypatch.setenv("ONEPIN_DUCKDB_PATH", str(workdir / "shards.duckdb"))
+    monkeypatch.setenv("ONEPIN_PIPELINES_DIR", str(workdir / "pipelines"))
+    dagster = str(Path(sys.executable).parent / "dagster")
+    # The instance's storage first, as `dagster dev` creates it: processes creating a new
+    # DAGSTER_HOME's SQLite storage at once fail in Dagster's own migrations (alembic: "more
+    # than one head").
+    subprocess.run([dagster, "instance", "migrate"], check=True, capture_output=True)
+    runs = [subprocess.Popen(
+        [dagster, "asset", "materialize", "-f", str(ROOT / "pipelines" / "dagster_onepin.py"),
+         "--select", "*", "--partition", key], env=dict(os.environ), cwd=workdir, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for key in ("1of2", "2of2")]
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [o[-3000:] for o in outputs]
+    assert all("RUN_SUCCESS" in output for output in outputs)
+    names = table(workdir / "shards.duckdb", "select distinct pipeline_name from "
+                                             "onepin._dlt_pipeline_state order by 1")
+    assert names == [("onepin_shard1of2",), ("onepin_shard2of2",)]
+    assert_matches_api(workdir / "shards.duckdb", api_snapshot(env))
+
+
+def test_dagster_dev_serves_the_definitions_file(env: Simulator, workdir: Path) -> None:
+    """The command docs/scheduling.md gives, ``dagster dev -f pipelines/dagster_onepin.py``,
+    starts Dagster's UI (``dagster-webserver``, in the ``dagster`` extra) with the load job,
+    the three tables' assets, the health page's and the schedule."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    dev = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster"), "dev", "-f",
+         str(ROOT / "pipelines" / "dagster_onepin.py"), "-h", "127.0.0.1", "-p", str(port)],
+        env=dict(os.environ), cwd=workdir, start_new_session=True, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert dev.poll() is None, dev.communicate()[0][-3000:]
+            try:
+                if requests.get(f"{url}/server_info", timeout=5).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "dagster dev did not answer within 180 s"
+            time.sleep(0.5)
+        query = ("{ repositoriesOrError { ... on RepositoryConnection { nodes { "
+                 "jobs { name } schedules { name cronSchedule } assetNodes { assetKey { path } } "
+                 "} } } }")
+        answer = requests.post(f"{url}/graphql", json={"query": query}, timeout=60).json()
+        [repository] = answer["data"]["repositoriesOrError"]["nodes"]
+        assert "onepin_load" in {job["name"] for job in repository["jobs"]}
+        assert sorted(node["assetKey"]["path"] for node in repository["assetNodes"]) == [
+            ["dlt_onepin_run_steps"], ["dlt_onepin_runs"], ["dlt_onepin_workflows"],
+            ["onepin_health_page"]]
+        assert repository["schedules"] == [{"name": "onepin_every_15_minutes",
+                                            "cronSchedule": "*/15 * * * *"}]
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        try:
+            dev.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.communicate()

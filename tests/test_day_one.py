@@ -156,11 +156,11 @@ def test_wait_says_what_it_waits_for_and_a_pipeline_lock_names_pipeline_name(
         holder = lock.read_holder(paths[0])
         other = cli("load", "--duckdb-path", "other.duckdb", "--wait", "0.5", expect=7)
     assert holder is not None
-    assert other.output.strip().endswith("pass --wait SECONDS to queue behind it; to load another "
-                                         "destination at the same time, give it its own "
-                                         "--pipeline-name")
+    assert other.output.strip().endswith(
+        "pass --wait SECONDS (wait_s in Python) to queue behind it; to load another destination "
+        "at the same time, give it its own --pipeline-name (Target.pipeline_name)")
     assert [r.getMessage() for r in caplog.records] == [
-        f"waiting up to 0.5 s (--wait) for pipeline 'onepin', which {holder.describe()} holds"]
+        f"waiting up to 0.5 s for pipeline 'onepin', which {holder.describe()} holds"]
 
 
 @pytest.mark.parametrize("env", [{"key": "op_live_" + "x" * 32},

@@ -149,6 +149,10 @@ def test_status_shows_loads_freshness_open_runs_pending_and_lock(
 def test_status_of_a_pipeline_never_run_is_one_line(cli: Any) -> None:
     result = cli("status", "--pipelines-dir", "pipelines", expect=2)
     assert result.output.strip().startswith("error: no pipeline 'onepin' in ")
+    assert result.output.strip().endswith(
+        "nothing has been loaded with it yet (or pass --pipeline-name / --pipelines-dir; "
+        "Target.pipeline_name / pipelines_dir in Python)")
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def deployed_commands() -> list[list[str]]:
