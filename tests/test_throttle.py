@@ -439,3 +439,28 @@ def test_probes_that_wait_for_the_windows_end_keep_its_phase() -> None:
     for _ in range(9):
         window.sent(late + 0.1)
     assert window.wait_s(late + 0.2, 0) == pytest.approx(began + 2.0 + 3 * 2.0 - (late + 0.2))
+
+
+def test_a_sliding_window_quota_never_fails_a_request() -> None:
+    """A sliding window (the simulator's ``rate_sliding``: the requests it accepted in the last
+    2 s) frees one request at a time as the oldest ages out, so its ``Retry-After`` counts
+    from the oldest request and the window's length is learned long (docs/api.md). It is paced
+    all the same: every request answered with two attempts each, the count learned, few
+    429s."""
+    faults = FaultConfig(rate_limit_per_min=10, rate_window_s=2, rate_sliding=True)
+    world = WorldConfig(seed=11, workflows=1, runs=48, nodes=3)
+    with Simulator(world, faults) as sim:
+        client = OnepinClient(resolve_credentials(sim.api_key, sim.base_url, None),
+                              concurrency=32, max_attempts=2)
+        workflow = client.workflow(sim.world.workflow_id(0))
+        runs = next(iter(client.runs_newest_first(workflow["id"])))
+        with ThreadPoolExecutor(32) as pool:
+            steps = list(pool.map(lambda r: client.run_steps(workflow["id"], r["id"],
+                                                             include_result=False), runs))
+        stats = sim.stats.snapshot()
+    assert [isinstance(s, list) for s in steps] == [True] * len(runs)
+    assert stats["statuses"]["200"] == len(runs) + 2
+    learned = client.limiter.quota
+    assert learned is not None and (learned.limit, learned.source) == (10, "429"), learned
+    # the first window's discovery (the requests then in flight), then about one a window
+    assert stats["statuses"].get("429", 0) <= 10 + 8, stats["statuses"]
