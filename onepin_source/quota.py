@@ -405,7 +405,7 @@ class QuotaWindow:
         in whole seconds, rounded down unless the mean is within a quarter second below the
         next (6.2 s and 6.4 s are 6 s, 5.8 s and 6.8 s are 6 s and 7 s). A length learned long
         sends the probe late every window and the load falls a window behind now and then,
-        learning nothing more (40 per 2 s learned as 2.6 s: 1.27x the floor); short, the probe
+        learning nothing more (40 per 2 s learned as 2.6 s: 1.29x the floor); short, the probe
         meets one 429 a window and waits its ``Retry-After``, and each such window is measured
         whole, so the mean comes closer."""
         mean = sum(self._lengths) / len(self._lengths)

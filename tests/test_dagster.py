@@ -4,6 +4,7 @@ tables, checks judge."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -11,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -196,27 +199,52 @@ def test_a_malformed_onepin_shards_is_one_line(env: Simulator, monkeypatch: pyte
                                 "not 'two'"
 
 
+@contextmanager
+def dagster_command(workdir: Path, log: str, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """``dagster ARGS`` in a process group of its own, its output in ``workdir / log``; the
+    whole group (the command's run and step processes too) is ended when the block ends."""
+    with (workdir / log).open("w", encoding="utf-8") as out:
+        process = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), *args],
+                                   env=dict(os.environ), cwd=workdir, text=True,
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield process
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
 def test_shard_partitions_at_once_in_processes_of_their_own(env: Simulator, workdir: Path,
                                                             monkeypatch: pytest.MonkeyPatch
                                                             ) -> None:
     """As Dagster's run launcher and the multiprocess executor run them: every shard partition
     at once, each a process of its own (``dagster asset materialize``) whose assets run in
     processes of their own, into one DuckDB file. They queue on the file's lock; each exits 0,
-    and together they give the API's tables exactly."""
+    and together they give the API's tables exactly. (The health page and the checks are the
+    ``onepin_health`` job's when there are shards, after the loads.)"""
     monkeypatch.setenv("ONEPIN_SHARDS", "2")
     monkeypatch.setenv("ONEPIN_DUCKDB_PATH", str(workdir / "shards.duckdb"))
     monkeypatch.setenv("ONEPIN_PIPELINES_DIR", str(workdir / "pipelines"))
-    dagster = str(Path(sys.executable).parent / "dagster")
     # The instance's storage first, as `dagster dev` creates it: processes creating a new
     # DAGSTER_HOME's SQLite storage at once fail in Dagster's own migrations (alembic: "more
     # than one head").
-    subprocess.run([dagster, "instance", "migrate"], check=True, capture_output=True)
-    runs = [subprocess.Popen(
-        [dagster, "asset", "materialize", "-f", str(ROOT / "pipelines" / "dagster_onepin.py"),
-         "--select", "*", "--partition", key], env=dict(os.environ), cwd=workdir, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for key in ("1of2", "2of2")]
-    outputs = [run.communicate(timeout=300)[0] for run in runs]
-    assert [run.returncode for run in runs] == [0, 0], [o[-3000:] for o in outputs]
+    with dagster_command(workdir, "migrate.log", "instance", "migrate") as migrate:
+        assert migrate.wait(timeout=120) == 0, (workdir / "migrate.log").read_text()
+    loads = "dlt_onepin_workflows,dlt_onepin_runs,dlt_onepin_run_steps"
+    definitions = str(ROOT / "pipelines" / "dagster_onepin.py")
+    with dagster_command(workdir, "1of2.log", "asset", "materialize", "-f", definitions,
+                         "--select", loads, "--partition", "1of2") as first, \
+            dagster_command(workdir, "2of2.log", "asset", "materialize", "-f", definitions,
+                            "--select", loads, "--partition", "2of2") as second:
+        codes = [first.wait(timeout=300), second.wait(timeout=300)]
+    outputs = [(workdir / f"{key}.log").read_text() for key in ("1of2", "2of2")]
+    assert codes == [0, 0], [output[-3000:] for output in outputs]
     assert all("RUN_SUCCESS" in output for output in outputs)
     names = table(workdir / "shards.duckdb", "select distinct pipeline_name from "
                                              "onepin._dlt_pipeline_state order by 1")
@@ -231,38 +259,29 @@ def test_dagster_dev_serves_the_definitions_file(env: Simulator, workdir: Path) 
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
-    dev = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-f",
-         str(ROOT / "pipelines" / "dagster_onepin.py"), "-h", "127.0.0.1", "-p", str(port)],
-        env=dict(os.environ), cwd=workdir, start_new_session=True, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    query = ("{ repositoriesOrError { ... on RepositoryConnection { nodes { "
+             "jobs { name } schedules { name cronSchedule } assetNodes { assetKey { path } } "
+             "} } } }")
+    with dagster_command(workdir, "dev.log", "dev", "-f",
+                         str(ROOT / "pipelines" / "dagster_onepin.py"),
+                         "-h", "127.0.0.1", "-p", str(port)) as dev:
         deadline = time.monotonic() + 180
-        while True:
-            assert dev.poll() is None, dev.communicate()[0][-3000:]
-            try:
-                if requests.get(f"{url}/server_info", timeout=5).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "dagster dev did not answer within 180 s"
+        repositories: list[dict[str, Any]] = []
+        while not repositories:  # the UI answers before the definitions file has loaded
+            assert dev.poll() is None, (workdir / "dev.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "dagster dev served no definitions in 180 s"
             time.sleep(0.5)
-        query = ("{ repositoriesOrError { ... on RepositoryConnection { nodes { "
-                 "jobs { name } schedules { name cronSchedule } assetNodes { assetKey { path } } "
-                 "} } } }")
-        answer = requests.post(f"{url}/graphql", json={"query": query}, timeout=60).json()
-        [repository] = answer["data"]["repositoriesOrError"]["nodes"]
-        assert "onepin_load" in {job["name"] for job in repository["jobs"]}
-        assert sorted(node["assetKey"]["path"] for node in repository["assetNodes"]) == [
-            ["dlt_onepin_run_steps"], ["dlt_onepin_runs"], ["dlt_onepin_workflows"],
-            ["onepin_health_page"]]
-        assert repository["schedules"] == [{"name": "onepin_every_15_minutes",
-                                            "cronSchedule": "*/15 * * * *"}]
-    finally:
-        os.killpg(dev.pid, signal.SIGTERM)
-        try:
-            dev.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(dev.pid, signal.SIGKILL)
-            dev.communicate()
+            try:
+                answer = requests.post(f"http://127.0.0.1:{port}/graphql",
+                                       json={"query": query}, timeout=30).json()
+            except (requests.RequestException, ValueError):
+                continue
+            repositories = (answer.get("data") or {}).get("repositoriesOrError", {}).get(
+                "nodes") or []
+    [repository] = repositories
+    assert "onepin_load" in {job["name"] for job in repository["jobs"]}
+    assert sorted(node["assetKey"]["path"] for node in repository["assetNodes"]) == [
+        ["dlt_onepin_run_steps"], ["dlt_onepin_runs"], ["dlt_onepin_workflows"],
+        ["onepin_health_page"]]
+    assert repository["schedules"] == [{"name": "onepin_every_15_minutes",
+                                        "cronSchedule": "*/15 * * * *"}]
