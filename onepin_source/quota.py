@@ -218,7 +218,6 @@ class QuotaWindow:
         self._streak_last = 0.0  # when the last request of the streak was sent
         self._flying: list[float] = []  # when each request now in flight was sent
         self._probing = False  # a request went alone to ask whether the window turned
-        self._probe_due: float | None = None  # when the window was to end as the probe went
 
     @property
     def known(self) -> bool:
@@ -279,7 +278,6 @@ class QuotaWindow:
             self.remaining -= 1
         elif self.remaining == 0:
             self._probing = True  # sent alone (wait_s): the next answer is its
-            self._probe_due = self._window_end()
 
     def _window_end(self) -> float | None:
         """When the current window ends, if its beginning and the length are known."""
@@ -330,14 +328,14 @@ class QuotaWindow:
         probe, self._probing = self._probing, False
         if probe and self.quota is not None:
             # One request beyond the count got through: a new window (the probe went once the
-            # learned length was over, or right away while it is not known).
-            # It began by the time the server counted the probe. A probe that waited for the
-            # window's end keeps the phase: the window began at that end (or a whole number of
-            # windows after it), not when this answer came back, a round trip later window
-            # after window (at 40 requests per 2 s the probes drifted 50 ms a window, until one
-            # came a window late).
+            # learned length was over, or right away while it is not known). A probe that
+            # waited for the window's end keeps the phase: the window began at that end (or a
+            # whole number of windows after it), not when this answer came back, a round trip
+            # later window after window (at 40 requests per 2 s the probes drifted 50 ms a
+            # window, until one came a window late). The probe went alone, so the window it
+            # waited for is still the one recorded.
             log.debug("a probe got through: a new window")
-            due, length = self._probe_due, self.quota.window_s
+            due, length = self._window_end(), self.quota.window_s
             self._began = due + (sent - due) // length * length \
                 if due is not None and length and sent >= due else now
             self._whole = False  # it began late by up to the probe's wait: its length is not

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
+from typing import Any
 
 import pytest
 
@@ -333,6 +334,22 @@ def test_the_requests_held_by_a_stray_429_all_go_once_it_is_known_for_one() -> N
     assert went.acquire(timeout=5)
 
 
+def steps_of_one_workflow(world: WorldConfig, faults: FaultConfig
+                          ) -> tuple[list[list[Any]], dict[str, Any], OnepinClient]:
+    """Every run's steps of the world's one workflow, fetched by 32 threads through one client
+    with only two attempts per request: the steps, the simulator's counts and the client."""
+    with Simulator(world, faults) as sim:
+        client = OnepinClient(resolve_credentials(sim.api_key, sim.base_url, None),
+                              concurrency=32, max_attempts=2)
+        workflow = client.workflow(sim.world.workflow_id(0))
+        runs = next(iter(client.runs_newest_first(workflow["id"])))
+        assert len(runs) == world.runs, "one page"
+        with ThreadPoolExecutor(32) as pool:
+            steps = list(pool.map(lambda r: client.run_steps(workflow["id"], r["id"],
+                                                             include_result=False), runs))
+        return steps, sim.stats.snapshot(), client
+
+
 @pytest.mark.parametrize("headers", [False, True], ids=["retry-after only", "headers"])
 def test_a_sustained_quota_never_fails_a_request_and_rarely_answers_429(headers: bool) -> None:
     """32 threads through one client, 10 requests per 1 s, and only two attempts per request:
@@ -344,18 +361,9 @@ def test_a_sustained_quota_never_fails_a_request_and_rarely_answers_429(headers:
     whole, is counted. Headers say the count: three windows' worth."""
     faults = FaultConfig(rate_limit_per_min=10, rate_window_s=1, rate_limit_headers=headers)
     world = WorldConfig(seed=11, workflows=1, runs=28 if headers else 78, nodes=3)
-    with Simulator(world, faults) as sim:
-        client = OnepinClient(resolve_credentials(sim.api_key, sim.base_url, None),
-                              concurrency=32, max_attempts=2)
-        workflow = client.workflow(sim.world.workflow_id(0))
-        runs = next(iter(client.runs_newest_first(workflow["id"])))
-        assert len(runs) == world.runs, "one page"
-        with ThreadPoolExecutor(32) as pool:
-            steps = list(pool.map(lambda r: client.run_steps(workflow["id"], r["id"],
-                                                             include_result=False), runs))
-        stats = sim.stats.snapshot()
-    assert [len(s) > 0 for s in steps] == [True] * len(runs)
-    assert stats["statuses"]["200"] == len(runs) + 2
+    steps, stats, client = steps_of_one_workflow(world, faults)
+    assert [len(s) > 0 for s in steps] == [True] * world.runs
+    assert stats["statuses"]["200"] == world.runs + 2
     learned = client.limiter.quota
     assert learned is not None
     assert learned.limit == 10, learned
@@ -449,17 +457,9 @@ def test_a_sliding_window_quota_never_fails_a_request() -> None:
     window's learned, few 429s."""
     faults = FaultConfig(rate_limit_per_min=10, rate_window_s=2, rate_sliding=True)
     world = WorldConfig(seed=11, workflows=1, runs=48, nodes=3)
-    with Simulator(world, faults) as sim:
-        client = OnepinClient(resolve_credentials(sim.api_key, sim.base_url, None),
-                              concurrency=32, max_attempts=2)
-        workflow = client.workflow(sim.world.workflow_id(0))
-        runs = next(iter(client.runs_newest_first(workflow["id"])))
-        with ThreadPoolExecutor(32) as pool:
-            steps = list(pool.map(lambda r: client.run_steps(workflow["id"], r["id"],
-                                                             include_result=False), runs))
-        stats = sim.stats.snapshot()
-    assert [isinstance(s, list) for s in steps] == [True] * len(runs)
-    assert stats["statuses"]["200"] == len(runs) + 2
+    steps, stats, client = steps_of_one_workflow(world, faults)
+    assert [isinstance(s, list) for s in steps] == [True] * world.runs
+    assert stats["statuses"]["200"] == world.runs + 2
     learned = client.limiter.quota
     # Never more than the window allows (a window that begins before the last burst has aged
     # out may end early and be counted short: a count learned low is paced all the same).
