@@ -123,14 +123,27 @@ def _run(pipeline: dlt.Pipeline, source: Any, options: dict[str, Any],
     if pipeline.has_pending_data:
         _finish_pending(pipeline)
     plan = pieces_of(source)
-    if plan is not None:
-        plan.checkpoints = True
+    if plan is None:
+        info = _run_once(pipeline, source, options)
+        create_views(pipeline)
+        return info
+    try:
+        return _run_pieces(pipeline, source, plan, options, on_piece)
+    finally:
+        plan.stop_reading_ahead()  # a failed load sends nothing more
+
+
+def _run_pieces(pipeline: dlt.Pipeline, source: Any, plan: Pieces, options: dict[str, Any],
+                on_piece: PieceDone | None) -> LoadInfo:
+    plan.checkpoints = True
+    with _before(pipeline, "normalize", plan.extracted):  # the next piece read ahead meanwhile
+        return _each_piece(pipeline, source, plan, options, on_piece)
+
+
+def _each_piece(pipeline: dlt.Pipeline, source: Any, plan: Pieces, options: dict[str, Any],
+                on_piece: PieceDone | None) -> LoadInfo:
     while True:
-        info: LoadInfo = _with_lock_retries(
-            pipeline, lambda: pipeline.run(source, **options), resume=lambda: pipeline.load())
-        if plan is None:
-            create_views(pipeline)
-            return info
+        info = _run_once(pipeline, source, options)
         done = plan.finished or plan.time_is_up()
         if done or plan.pieces == 1:
             create_views(pipeline)  # analysts see the first piece of a long load, then all
@@ -140,6 +153,13 @@ def _run(pipeline: dlt.Pipeline, source: Any, options: dict[str, Any],
             return info
         log.info("committed %s", plan.describe())
         options.pop("refresh", None)  # a full refresh drops the tables before the first piece
+
+
+def _run_once(pipeline: dlt.Pipeline, source: Any, options: dict[str, Any]) -> LoadInfo:
+    """One extract, normalize and load of ``source`` (one piece)."""
+    info: LoadInfo = _with_lock_retries(
+        pipeline, lambda: pipeline.run(source, **options), resume=lambda: pipeline.load())
+    return info
 
 
 def _finish_pending(pipeline: dlt.Pipeline) -> None:
@@ -167,26 +187,43 @@ def create_views(pipeline: dlt.Pipeline) -> None:
     kind_of(pipeline).persist_views(pipeline)
 
 
-@contextmanager
-def _held_open_while_loading(pipeline: dlt.Pipeline) -> Iterator[None]:
+def _held_open_while_loading(pipeline: dlt.Pipeline) -> AbstractContextManager[None]:
     """Every load step of ``pipeline`` (its packages, one a piece) runs with the destination
-    held open by its kind (:meth:`~onepin_etl.destinations.base.Kind.held_open`). dlt's
-    ``run`` calls ``pipeline.load()`` after extract and normalize: the instance's ``load`` is
-    wrapped for the duration, so the destination is held while a package loads, never while
+    held open by its kind (:meth:`~onepin_etl.destinations.base.Kind.held_open`), never while
     data is fetched."""
-    kind = kind_of(pipeline)
-    load = pipeline.load
+    return _around(pipeline, "load", lambda: kind_of(pipeline).held_open(pipeline))
 
-    @functools.wraps(load)
-    def held_load(*args: Any, **kwargs: Any) -> Any:
-        with kind.held_open(pipeline):
-            return load(*args, **kwargs)
 
-    setattr(pipeline, "load", held_load)  # noqa: B010 - shadows the method on this instance
+def _before(pipeline: dlt.Pipeline, step: str, action: Callable[[], None]
+            ) -> AbstractContextManager[None]:
+    """Call ``action`` before each ``step`` of ``pipeline`` for the duration."""
+
+    @contextmanager
+    def first() -> Iterator[None]:
+        action()
+        yield
+
+    return _around(pipeline, step, first)
+
+
+@contextmanager
+def _around(pipeline: dlt.Pipeline, step: str,
+            context: Callable[[], AbstractContextManager[Any]]) -> Iterator[None]:
+    """Run each ``step`` (``"normalize"``, ``"load"``) of ``pipeline`` inside ``context()``
+    for the duration. dlt's ``run`` calls ``self.normalize()`` and ``self.load()`` after the
+    extract: the instance's method is shadowed, then restored."""
+    method = getattr(pipeline, step)
+
+    @functools.wraps(method)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with context():
+            return method(*args, **kwargs)
+
+    setattr(pipeline, step, wrapped)
     try:
         yield
     finally:
-        delattr(pipeline, "load")
+        delattr(pipeline, step)
 
 
 @contextmanager

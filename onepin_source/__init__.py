@@ -18,7 +18,9 @@ warning, :class:`onepin_source.batches._JsonHintFilter`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -48,7 +50,7 @@ from onepin_source.settings import (
 )
 from onepin_source.shaping import workflow_row
 from onepin_source.shards import Shard
-from onepin_source.state import SOURCE_NAME, LoadState
+from onepin_source.state import SOURCE_NAME, LoadState, WorkflowState
 
 __all__ = ["onepin"]
 
@@ -151,18 +153,19 @@ def onepin(
         Shard.parse(shard) if shard else None,
     )
     client = OnepinClient(credentials, concurrency=concurrency,
-                          max_requests_per_minute=max_requests_per_minute)
+                          max_requests_per_minute=max_requests_per_minute, read_ahead=True)
     fetcher = StepsFetcher(client, concurrency=concurrency, include_result=include_result)
     listing = ListingOptions(timedelta(minutes=lookback_minutes), since_ts, detect_changes)
     state = LoadState(target_key)
     steps_state = StepsState(detect_changes, state)
-    pieces = Pieces(max_duration, limiter=client.limiter)
+    pieces = Pieces(max_duration, limiter=client.limiter, read_ahead=client.read_ahead)
 
     def next_piece() -> Iterator[list[dict[str, Any]]]:
         """The workflow rows of this extract's piece: every workflow unless a caller runs the
         source in pieces (the list is read once, by the first piece). The first request goes
         paced by what the last load learned of the API's quota. The extract starts here: the
         state of this extract is bound for every resource and thread."""
+        pieces.stop_reading_ahead()  # from here the extract sends what was not read ahead
         state.bind()
         client.limiter.restore(state.quota)
         if piece := pieces.next_piece(lambda: _workflows(client, selection), state.recorded):
@@ -182,6 +185,16 @@ def onepin(
         if changed:
             yield changed
 
+    def runs_to_load(through: OnepinClient, workflow: dict[str, Any], marks: WorkflowState,
+                     steps_fetched: Mapping[str, str]) -> Iterator[list[dict[str, Any]]]:
+        workflow_id = workflow["id"]
+        return workflow_runs(through, workflow, marks, listing,
+                             chosen=selection.runs.get(workflow_id, ()),
+                             listed=selection.lists_runs_of(workflow_id),
+                             steps_fetched=steps_fetched)
+
+    threads = concurrency if detect_changes else 1
+
     @dlt.transformer(name="runs", primary_key="id", write_disposition="merge",
                      columns=RUN_HINTS)
     def runs_of(page: list[dict[str, Any]]) -> Iterator[Any]:
@@ -189,24 +202,40 @@ def onepin(
         steps_fetched = state.steps_fetched
 
         def job(workflow: dict[str, Any]) -> Callable[[], Iterator[list[dict[str, Any]]]]:
-            workflow_id = workflow["id"]
-
             def rows() -> Iterator[list[dict[str, Any]]]:
-                if not pieces.may_start(workflow_id):  # the piece's or the load's time is up
+                if not pieces.may_start(workflow["id"]):  # the piece's or the load's time is up
                     return iter(())
-                return workflow_runs(client, workflow, state.workflow(workflow_id), listing,
-                                     chosen=selection.runs.get(workflow_id, ()),
-                                     listed=selection.lists_runs_of(workflow_id),
-                                     steps_fetched=steps_fetched)
+                return runs_to_load(client, workflow, state.workflow(workflow["id"]),
+                                    steps_fetched)
 
             return rows
 
-        threads = concurrency if detect_changes else 1
         pages = interleave([job(w) for w in page], threads=threads)
         for runs_batch in regroup(pages, RUNS_PER_BATCH):
             yield batches.runs(runs_batch)
         state.remember_quota(client.limiter.quota)
         state.checkpoint(pieces.pieces, *pieces.left())
+
+    def read_ahead(workflows: list[dict[str, Any]]) -> None:
+        """Fetch the next piece's runs and steps while this one is committed, with copies of
+        its workflows' marks: the next extract takes the answers
+        (:mod:`onepin_source.readahead`)."""
+        assert client.read_ahead is not None
+        ahead = client.reading_ahead()
+        marks = {w["id"]: state.recorded(w["id"]) for w in workflows}
+        steps_fetched = dict(state.steps_fetched)
+
+        def work() -> None:
+            jobs = [functools.partial(runs_to_load, ahead, w, marks[w["id"]], steps_fetched)
+                    for w in workflows]
+            with ThreadPoolExecutor(max_workers=concurrency,
+                                    thread_name_prefix="onepin-ahead") as pool:
+                for runs_page in interleave(jobs, threads=threads):
+                    for ref in steps_state.to_fetch(run_refs(runs_page)):
+                        pool.submit(ahead.run_steps, ref.workflow_id, ref.run_id,
+                                    include_result=include_result)
+
+        client.read_ahead.start(work)
 
     @dlt.transformer(parallelized=True, **RUN_STEPS_TABLE)
     def run_steps(runs_batch: Any) -> Any:
@@ -220,6 +249,7 @@ def onepin(
         rows = step_rows(fetched)
         return batches.steps(rows) if rows else []
 
+    pieces.fetch_ahead = read_ahead
     runs_resource = workflow_list | runs_of
     runs_resource.pieces = pieces  # type: ignore[attr-defined]  # for pieces.pieces_of(source)
     return workflow_list | changed_workflows, runs_resource, runs_resource | run_steps

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from requests.utils import get_environ_proxies
 from onepin_source.config import Credentials
 from onepin_source.dlt_internals import compile_path
 from onepin_source.errors import OnepinApiError, OnepinAuthError, OnepinNotFoundError
+from onepin_source.readahead import ReadAhead, request_key
 from onepin_source.settings import (
     API_PREFIX,
     DEFAULT_CONCURRENCY,
@@ -80,11 +82,13 @@ class OnepinClient:
     def __init__(self, credentials: Credentials, *, concurrency: int = DEFAULT_CONCURRENCY,
                  max_attempts: int = REQUEST_MAX_ATTEMPTS,
                  max_requests_per_minute: int | None = None,
-                 limiter: RequestLimiter | None = None) -> None:
+                 limiter: RequestLimiter | None = None,
+                 read_ahead: bool = False) -> None:
         """One pooled, retrying session shared by every thread, with at most ``concurrency``
         requests in flight, paced to the API's quota and ``max_requests_per_minute`` (see
         :mod:`onepin_source.throttle`); ``limiter`` replaces that gate (``onepin-etl doctor``
-        sends without pacing)."""
+        sends without pacing). With ``read_ahead``, answers that :meth:`reading_ahead`'s client
+        fetched ahead are taken instead of sent again (HTTP errors are not kept)."""
         headers = {"User-Agent": USER_AGENT}
         if credentials.workspace_id:
             headers["X-Workspace-Id"] = credentials.workspace_id
@@ -113,6 +117,9 @@ class OnepinClient:
         session.trust_env = False
         self.base_url = credentials.base_url
         self.concurrency = concurrency
+        self.read_ahead = ReadAhead(keep=lambda response: response.status_code < 400) \
+            if read_ahead else None
+        self._fetching_ahead = False
         self._rest = RESTClient(base_url=credentials.base_url + API_PREFIX, headers=headers,
                                 auth=BearerTokenAuth(credentials.api_key), session=session,
                                 data_selector="data")
@@ -133,7 +140,27 @@ class OnepinClient:
         the rate-limit headers this way)."""
         self._rest.session.hooks["response"].append(lambda response, *_, **__: hook(response))
 
+    def reading_ahead(self) -> OnepinClient:
+        """A client on the same session and limiter whose answers are kept in this one's
+        read-ahead, for it to take (:mod:`onepin_source.readahead`)."""
+        if self.read_ahead is None:
+            raise ValueError("this client was made without read_ahead")
+        twin = copy.copy(self)
+        twin._fetching_ahead = True
+        return twin
+
     def _send(self, path: str, params: dict[str, Any] | None) -> Response:
+        ahead = self.read_ahead
+        if ahead is None:
+            return self._send_now(path, params)
+        key = request_key(path, params)
+        if self._fetching_ahead:
+            answer: Response = ahead.fetch(key, lambda: self._send_now(path, params))
+            return answer
+        taken: Response | None = ahead.take(key)
+        return taken if taken is not None else self._send_now(path, params)
+
+    def _send_now(self, path: str, params: dict[str, Any] | None) -> Response:
         try:
             return self._rest.get(path, params=params)
         except RequestException as exc:

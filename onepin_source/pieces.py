@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from onepin_source.incremental import workflow_fingerprint
+from onepin_source.readahead import ReadAhead
 from onepin_source.settings import (
     FIRST_PIECE_RUNS,
     ONE_PIECE_RUNS,
@@ -53,15 +54,20 @@ class Pieces:
     """The plan of one load: the workflow list, what is left, when the current piece ends."""
 
     def __init__(self, max_duration_s: float | None = None, *, limiter: Any = None,
+                 read_ahead: ReadAhead | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.checkpoints = False  # set by the caller that runs the source until finished
         self._limiter = limiter  # the client's: what it learned of the quota, if it says
+        self._read_ahead = read_ahead  # the client's: the next piece fetched ahead
         self._clock = clock
         self.began = clock()
         self._deadline = None if max_duration_s is None else self.began + max_duration_s
         self._queue: deque[Workflow] | None = None  # not yet given to a piece, in list order
         self._piece: list[Workflow] = []
         self._started: set[str] = set()
+        self._reserved: int | None = None  # workflows reserved for the next piece
+        # The source's: fetch these workflows ahead (onepin_source.readahead)
+        self.fetch_ahead: Callable[[list[Workflow]], None] | None = None
         self._piece_began = self.began
         self._costs: dict[str, int] = {}  # workflow id -> estimated runs to load
         self._fresh: set[str] = set()  # workflows with runs never loaded (estimated)
@@ -74,31 +80,63 @@ class Pieces:
     # ---- called by the source, inside an extract ----------------------------------------------
     def next_piece(self, list_workflows: Callable[[], list[Workflow]],
                    recorded: Callable[[str], WorkflowState]) -> list[Workflow]:
-        """The workflows of the next piece (none once the time is up or nothing is left).
+        """The workflows of the next piece (none once the time is up or nothing is left): those
+        :meth:`reserve_next` reserved, if it did.
 
         ``recorded`` gives a workflow's marks from the last load, for the estimate.
         """
         with self._lock:
+            reserved, self._reserved = self._reserved, None
             if self._queue is None:
                 self._queue = deque(list_workflows())
                 self._costs = {w["id"]: estimated_runs(w, recorded(w["id"])) for w in self._queue}
                 self._fresh = {w["id"] for w in self._queue
                                if estimated_runs(w, recorded(w["id"]), fresh=True)}
                 self.runs_total = sum(self._costs.values())
-            else:
-                self._queue.extendleft(reversed(self._not_started()))
+            elif not_started := self._not_started():
+                self._queue.extendleft(reversed(not_started))
+                reserved = None
             self._piece, self._started = [], set()
             if self.time_is_up() and self.pieces:  # the first piece makes progress anyway
                 return []
-            budget = self._budget() if self.checkpoints else None
-            taken = 0
-            while self._queue and (budget is None or not self._piece or taken < budget):
-                workflow = self._queue.popleft()
-                self._piece.append(workflow)
-                taken += self._costs.get(workflow["id"], 0)
+            count = self._count(self._budget() if self.checkpoints else None) \
+                if reserved is None else reserved
+            self._piece = [self._queue.popleft() for _ in range(count)]
             self._piece_began = self._clock()
             self.pieces += 1
             return list(self._piece)
+
+    def extracted(self) -> None:
+        """The piece's package is extracted, its state saved: the next piece is read ahead
+        while this one is normalized and loaded. Not sooner: a kill then loses one piece's
+        answers at most (the piece in flight, or the one read ahead during a commit)."""
+        if self.fetch_ahead is not None and (workflows := self.reserve_next()):
+            self.fetch_ahead(workflows)
+
+    def reserve_next(self) -> list[Workflow]:
+        """The workflows the next piece will take, chosen now that this one is extracted: for
+        the source to read them ahead while this one is committed
+        (:mod:`onepin_source.readahead`). None when this piece left
+        workflows unstarted, the time is up, or nothing is left."""
+        with self._lock:
+            if not self.checkpoints or not self._queue or self._not_started() \
+                    or self.time_is_up():
+                return []
+            count = self._count(self._budget())
+            self._reserved = count
+            return [self._queue[i] for i in range(count)]
+
+    def _count(self, budget: int | None) -> int:
+        """How many workflows from the front of the queue a piece of ``budget`` runs takes
+        (at least one; all with no budget)."""
+        assert self._queue is not None
+        count = taken = 0
+        for workflow in self._queue:
+            if budget is not None and count and taken >= budget:
+                break
+            count += 1
+            taken += self._costs.get(workflow["id"], 0)
+        return count
 
     def _budget(self) -> int | None:
         """Estimated runs the next piece may take (None: all that is left)."""
@@ -131,6 +169,11 @@ class Pieces:
     def fetched_steps(self, requests: int) -> None:
         with self._lock:
             self.steps_requests += requests
+
+    def stop_reading_ahead(self) -> None:
+        """Send nothing more ahead: the next extract has begun, or the load has ended."""
+        if self._read_ahead is not None:
+            self._read_ahead.stop()
 
     # ---- read by the caller between pieces -----------------------------------------------------
     def time_is_up(self) -> bool:
