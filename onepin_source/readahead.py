@@ -46,8 +46,7 @@ class ReadAhead:
         self._lock = threading.Lock()
         self._answers: dict[Key, Future[Any]] = {}
         self._open = False
-        self.sent = 0  # requests sent ahead (by this read-ahead's life)
-        self.taken = 0  # answers an extract took instead of sending
+        self.sent = 0  # requests sent ahead, in all
 
     def start(self, work: Callable[[], None]) -> threading.Thread:
         """Drop what the last read-ahead left and run ``work`` in a thread of its own; its
@@ -100,11 +99,7 @@ class ReadAhead:
             answer = future.result()
         except Exception:  # noqa: BLE001 - failed ahead: the caller sends it again
             return None
-        if not self._keep(answer):
-            return None
-        with self._lock:
-            self.taken += 1
-        return answer
+        return answer if self._keep(answer) else None
 
     def _run(self, work: Callable[[], None]) -> None:
         try:
