@@ -19,7 +19,7 @@ import gc
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import dlt
@@ -130,13 +130,16 @@ def _run(pipeline: dlt.Pipeline, source: Any, options: dict[str, Any],
     try:
         return _run_pieces(pipeline, source, plan, options, on_piece)
     finally:
-        plan.stop_reading_ahead()  # a failed load sends nothing more
+        plan.stop_reading_ahead(drop=True)  # a failed load sends nothing more
 
 
 def _run_pieces(pipeline: dlt.Pipeline, source: Any, plan: Pieces, options: dict[str, Any],
                 on_piece: PieceDone | None) -> LoadInfo:
     plan.checkpoints = True
-    with _before(pipeline, "normalize", plan.extracted):  # the next piece read ahead meanwhile
+    # The next piece is read ahead while one is normalized and loaded; not for a subset of the
+    # tables (a Dagster asset without run_steps would fetch steps nobody takes).
+    reads_ahead = {"runs", "run_steps"} <= set(source.selected_resources)
+    with _before(pipeline, "normalize", plan.extracted) if reads_ahead else nullcontext():
         return _each_piece(pipeline, source, plan, options, on_piece)
 
 

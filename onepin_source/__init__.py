@@ -28,7 +28,15 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
-from onepin_source.batches import RowBatches, StepsFetcher, StepsState, regroup, run_refs, step_rows
+from onepin_source.batches import (
+    RowBatches,
+    StepsFetcher,
+    StepsState,
+    moved,
+    regroup,
+    run_refs,
+    step_rows,
+)
 from onepin_source.client import OnepinClient
 from onepin_source.config import (
     parse_run_refs,
@@ -158,7 +166,6 @@ def onepin(
     listing = ListingOptions(timedelta(minutes=lookback_minutes), since_ts, detect_changes)
     state = LoadState(target_key)
     steps_state = StepsState(detect_changes, state)
-    pieces = Pieces(max_duration, limiter=client.limiter, read_ahead=client.read_ahead)
 
     def next_piece() -> Iterator[list[dict[str, Any]]]:
         """The workflow rows of this extract's piece: every workflow unless a caller runs the
@@ -231,7 +238,8 @@ def onepin(
             with ThreadPoolExecutor(max_workers=concurrency,
                                     thread_name_prefix="onepin-ahead") as pool:
                 for runs_page in interleave(jobs, threads=threads):
-                    for ref in steps_state.to_fetch(run_refs(runs_page)):
+                    refs = run_refs(runs_page)
+                    for ref in moved(refs, steps_fetched) if detect_changes else refs:
                         pool.submit(ahead.run_steps, ref.workflow_id, ref.run_id,
                                     include_result=include_result)
 
@@ -249,7 +257,8 @@ def onepin(
         rows = step_rows(fetched)
         return batches.steps(rows) if rows else []
 
-    pieces.fetch_ahead = read_ahead
+    pieces = Pieces(max_duration, limiter=client.limiter, read_ahead=client.read_ahead,
+                    fetch_ahead=read_ahead)
     runs_resource = workflow_list | runs_of
     runs_resource.pieces = pieces  # type: ignore[attr-defined]  # for pieces.pieces_of(source)
     return workflow_list | changed_workflows, runs_resource, runs_resource | run_steps

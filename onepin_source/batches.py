@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, TypeVar
 
@@ -108,6 +108,11 @@ def run_refs(item: Any) -> list[RunRef]:
             for row in rows]
 
 
+def moved(refs: list[RunRef], steps_fetched: Mapping[str, str]) -> list[RunRef]:
+    """The runs whose steps may differ from those loaded: not settled at their fingerprint."""
+    return [ref for ref in refs if steps_fetched.get(ref.run_id) != ref.fingerprint]
+
+
 class StepsState:
     """Which runs' steps to fetch: the load state remembers, per open run, its fingerprint when
     its steps were last fetched and settled (``incremental``).
@@ -125,8 +130,7 @@ class StepsState:
         if not self._detect_changes:
             return refs
         with self._lock:
-            fetched = self._state.steps_fetched
-            return [ref for ref in refs if fetched.get(ref.run_id) != ref.fingerprint]
+            return moved(refs, self._state.steps_fetched)
 
     def fetched(self, refs: list[RunRef], steps: list[list[Any]]) -> None:
         """Remember the open runs whose fetched steps can only change with their fingerprint."""

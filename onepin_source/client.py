@@ -119,7 +119,7 @@ class OnepinClient:
         self.concurrency = concurrency
         self.read_ahead = ReadAhead(keep=lambda response: response.status_code < 400) \
             if read_ahead else None
-        self._fetching_ahead = False
+        self._ahead_generation: int | None = None  # set on the client that reads ahead
         self._rest = RESTClient(base_url=credentials.base_url + API_PREFIX, headers=headers,
                                 auth=BearerTokenAuth(credentials.api_key), session=session,
                                 data_selector="data")
@@ -142,11 +142,12 @@ class OnepinClient:
 
     def reading_ahead(self) -> OnepinClient:
         """A client on the same session and limiter whose answers are kept in this one's
-        read-ahead, for it to take (:mod:`onepin_source.readahead`)."""
+        read-ahead, for it to take (:mod:`onepin_source.readahead`); it begins a new
+        read-ahead (what the last one left is dropped, its requests refused)."""
         if self.read_ahead is None:
             raise ValueError("this client was made without read_ahead")
         twin = copy.copy(self)
-        twin._fetching_ahead = True
+        twin._ahead_generation = self.read_ahead.open()
         return twin
 
     def _send(self, path: str, params: dict[str, Any] | None) -> Response:
@@ -154,8 +155,9 @@ class OnepinClient:
         if ahead is None:
             return self._send_now(path, params)
         key = request_key(path, params)
-        if self._fetching_ahead:
-            answer: Response = ahead.fetch(key, lambda: self._send_now(path, params))
+        if self._ahead_generation is not None:
+            answer: Response = ahead.fetch(key, lambda: self._send_now(path, params),
+                                           self._ahead_generation)
             return answer
         taken: Response | None = ahead.take(key)
         return taken if taken is not None else self._send_now(path, params)

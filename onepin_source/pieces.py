@@ -28,6 +28,7 @@ A plain ``pipeline.run(onepin())`` is one piece: the whole load (``checkpoints``
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -48,6 +49,7 @@ from onepin_source.settings import (
 from onepin_source.state import WorkflowState
 
 Workflow = dict[str, Any]
+log = logging.getLogger(__name__)
 
 
 class Pieces:
@@ -55,19 +57,21 @@ class Pieces:
 
     def __init__(self, max_duration_s: float | None = None, *, limiter: Any = None,
                  read_ahead: ReadAhead | None = None,
+                 fetch_ahead: Callable[[list[Workflow]], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        """``read_ahead``: the client's store of answers fetched ahead, which ``fetch_ahead``
+        (the source's) fills with a piece's requests (:mod:`onepin_source.readahead`)."""
         self.checkpoints = False  # set by the caller that runs the source until finished
         self._limiter = limiter  # the client's: what it learned of the quota, if it says
-        self._read_ahead = read_ahead  # the client's: the next piece fetched ahead
+        self._read_ahead = read_ahead
+        self._fetch_ahead = fetch_ahead
         self._clock = clock
         self.began = clock()
         self._deadline = None if max_duration_s is None else self.began + max_duration_s
         self._queue: deque[Workflow] | None = None  # not yet given to a piece, in list order
         self._piece: list[Workflow] = []
         self._started: set[str] = set()
-        self._reserved: int | None = None  # workflows reserved for the next piece
-        # The source's: fetch these workflows ahead (onepin_source.readahead)
-        self.fetch_ahead: Callable[[list[Workflow]], None] | None = None
+        self._reserved: int | None = None  # how many workflows the next piece takes
         self._piece_began = self.began
         self._costs: dict[str, int] = {}  # workflow id -> estimated runs to load
         self._fresh: set[str] = set()  # workflows with runs never loaded (estimated)
@@ -109,15 +113,24 @@ class Pieces:
     def extracted(self) -> None:
         """The piece's package is extracted, its state saved: the next piece is read ahead
         while this one is normalized and loaded. Not sooner: a kill then loses one piece's
-        answers at most (the piece in flight, or the one read ahead during a commit)."""
-        if self.fetch_ahead is not None and (workflows := self.reserve_next()):
-            self.fetch_ahead(workflows)
+        answers at most (the piece in flight, or the one read ahead during a commit). Reading
+        ahead only saves time: if it cannot start, the load goes on without it."""
+        if self._fetch_ahead is None:
+            return
+        workflows = self.reserve_next()
+        if not workflows:
+            self.stop_reading_ahead(drop=True)  # what is left would only go stale
+            return
+        try:
+            self._fetch_ahead(workflows)
+        except Exception as exc:  # noqa: BLE001 - the next extract fetches it all
+            log.warning("could not read the next piece ahead (%s); it is fetched as usual", exc)
 
     def reserve_next(self) -> list[Workflow]:
         """The workflows the next piece will take, chosen now that this one is extracted: for
         the source to read them ahead while this one is committed
-        (:mod:`onepin_source.readahead`). None when this piece left
-        workflows unstarted, the time is up, or nothing is left."""
+        (:mod:`onepin_source.readahead`). None (``[]``) when this piece left workflows
+        unstarted, the time is up, or nothing is left."""
         with self._lock:
             if not self.checkpoints or not self._queue or self._not_started() \
                     or self.time_is_up():
@@ -170,10 +183,11 @@ class Pieces:
         with self._lock:
             self.steps_requests += requests
 
-    def stop_reading_ahead(self) -> None:
-        """Send nothing more ahead: the next extract has begun, or the load has ended."""
+    def stop_reading_ahead(self, *, drop: bool = False) -> None:
+        """Send nothing more ahead: the next extract has begun, or (``drop``: and forget the
+        answers) the load has ended."""
         if self._read_ahead is not None:
-            self._read_ahead.stop()
+            self._read_ahead.stop(drop=drop)
 
     # ---- read by the caller between pieces -----------------------------------------------------
     def time_is_up(self) -> bool:

@@ -2,80 +2,93 @@
 
 Between two pieces of a checkpointed load (:mod:`onepin_source.pieces`) dlt normalizes and
 loads a package, and nothing is fetched: at 50 ms a request, the 1,000 x 3 first load spent
-~0.3 s a piece, 14 times, with nothing in flight. So once a piece's answers are all in, the
-source reserves the next piece (:meth:`Pieces.reserve_next`) and reads it ahead in the
-background: the same listing code, on a throwaway copy of the workflows'
-marks, and the steps of the runs it hands on. Every answer waits here, keyed by path and
-parameters; the next extract runs the same code on the real state, makes the same requests, and
-takes the answers (waiting for one still in flight) instead of sending them again.
+~0.3 s a piece, 14 times, with nothing in flight. So once a piece is extracted (its package and
+state saved), ``run_load`` calls :meth:`~onepin_source.pieces.Pieces.extracted`: the next
+piece's workflows are reserved and read ahead in the background: the same listing code, on a
+throwaway copy of their marks, and the steps of the runs it hands on. Every answer waits here,
+keyed by path and parameters; the next extract runs the same code on the real state, makes the
+same requests, and takes the answers (waiting for one still in flight) instead of sending them.
 
 Nothing is written to the load state ahead, so what is committed is exactly what a load without
-read-ahead commits. When the next extract begins, the read-ahead sends nothing more (a request
-is never sent twice: one not yet sent ahead is sent by the extract); answers not taken are
-dropped with the next read-ahead. A request that fails ahead (an exception, or an answer
-``keep`` refuses: an HTTP error) leaves nothing to take: the extract sends it itself and meets the
-error where it is handled. A killed load loses
-what was read ahead with the piece in flight, as it loses that piece.
+read-ahead commits. When the next extract begins (or the load ends), nothing more is sent ahead;
+a request the read-ahead has not sent is sent by the extract, so a request that succeeds is sent
+once. A request that fails ahead (an exception, or an answer ``keep`` refuses: an HTTP error)
+leaves nothing to take: the extract sends it again and meets the error where it is handled. At
+most :data:`~onepin_source.settings.READ_AHEAD_ANSWERS` answers are held (a piece may be one
+huge workflow); the extract fetches the rest. Each read-ahead drops what the last one left.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
+from onepin_source.settings import READ_AHEAD_ANSWERS
+
 log = logging.getLogger(__name__)
-Key = tuple[str, Hashable]
+Key = tuple[str, tuple[tuple[str, str], ...]]
 
 
 class Stopped(Exception):
-    """Raised to a read-ahead request once the extract it read ahead for has begun."""
+    """Raised to a read-ahead request once the extract it read ahead for has begun, the load
+    has ended, a newer read-ahead has begun, or enough answers are held."""
 
 
-def request_key(path: str, params: dict[str, Any] | None) -> Key:
-    return path, tuple(sorted((params or {}).items()))
+def request_key(path: str, params: Mapping[str, Any] | None) -> Key:
+    return path, tuple(sorted((name, str(value)) for name, value in (params or {}).items()))
 
 
 class ReadAhead:
     """Answers fetched ahead, each taken at most once (thread-safe)."""
 
-    def __init__(self, keep: Callable[[Any], bool] = lambda answer: True) -> None:
+    def __init__(self, keep: Callable[[Any], bool] = lambda answer: True,
+                 most: int = READ_AHEAD_ANSWERS) -> None:
         self._keep = keep
+        self._most = most
         self._lock = threading.Lock()
         self._answers: dict[Key, Future[Any]] = {}
         self._open = False
-        self.sent = 0  # requests sent ahead, in all
+        self._generation = 0
+        self.registered = 0  # requests sent ahead, in all (for tests and logs)
 
-    def start(self, work: Callable[[], None]) -> threading.Thread:
-        """Drop what the last read-ahead left and run ``work`` in a thread of its own; its
-        requests go through :meth:`fetch`."""
+    def open(self) -> int:
+        """Begin a read-ahead: drop what the last one left; returns its generation, which
+        its requests give :meth:`fetch` (a request of an older one is refused)."""
         with self._lock:
             self._answers.clear()
             self._open = True
+            self._generation += 1
+            return self._generation
+
+    def start(self, work: Callable[[], None]) -> threading.Thread:
+        """Run ``work`` (which sends through :meth:`fetch`) in a thread of its own."""
         thread = threading.Thread(target=self._run, args=(work,), name="onepin-ahead", daemon=True)
         thread.start()
         return thread
 
-    def stop(self) -> None:
-        """Send nothing more ahead (answers in flight still arrive, and can be taken)."""
+    def stop(self, *, drop: bool = False) -> None:
+        """Send nothing more ahead; answers in flight still arrive and can be taken, unless
+        ``drop``ped (the load has ended, or nobody will ask for them)."""
         with self._lock:
             self._open = False
+            if drop:
+                self._answers.clear()
 
-    def fetch(self, key: Key, send: Callable[[], Any]) -> Any:
-        """Send a request ahead (``send``) and keep its answer; raises :class:`Stopped` once
-        stopped. The same request asked twice ahead is sent once."""
+    def fetch(self, key: Key, send: Callable[[], Any], generation: int) -> Any:
+        """Send a request ahead (``send``) and keep its answer; raises :class:`Stopped` when
+        nothing more is sent ahead. The same request asked twice ahead is sent once."""
         with self._lock:
-            if not self._open:
+            if not self._open or generation != self._generation \
+                    or len(self._answers) >= self._most:
                 raise Stopped
             future = self._answers.get(key)
+            mine = future is None
             if future is None:
                 future = self._answers[key] = Future()
-                self.sent += 1
-                mine = True
-            else:
-                mine = False
+                self.registered += 1
         if not mine:
             return future.result()
         try:
@@ -90,8 +103,10 @@ class ReadAhead:
         return answer
 
     def take(self, key: Key) -> Any | None:
-        """The answer fetched ahead for this request (waiting for it if in flight), or None."""
+        """The answer fetched ahead for this request (waiting for it if in flight), or None.
+        Nothing more is sent ahead from here: a request taken is never sent ahead after."""
         with self._lock:
+            self._open = False
             future = self._answers.pop(key, None)
         if future is None:
             return None

@@ -69,3 +69,6 @@ FIRST_PIECE_RUNS = 100  # the first piece is small: analysts see data soon, and 
 # a 1,000-requests-a-minute quota. Pieces of 10% made an unchanged re-load of 1,000 workflows
 # (~200 open runs re-read) commit 9 packages instead of 1.
 ONE_PIECE_RUNS = 250
+# Answers read ahead for the next piece (onepin_source.readahead) held at most: a piece may be
+# one workflow of 100k runs. A steps answer is ~10-20 kB: ~20 MB.
+READ_AHEAD_ANSWERS = 1000

@@ -28,6 +28,11 @@ def read_ahead(client: OnepinClient, work: Any) -> threading.Thread:
     return client.read_ahead.start(lambda: work(ahead))
 
 
+def finished(thread: threading.Thread) -> None:
+    thread.join(10)
+    assert not thread.is_alive()
+
+
 def first_run(sim: Simulator, client: OnepinClient) -> tuple[str, str]:
     workflow_id = sim.world.workflow_id(0)
     run = next(iter(client.runs_newest_first(workflow_id)))[0]
@@ -44,16 +49,16 @@ def test_an_answer_read_ahead_is_taken_once_instead_of_sent(sim: Simulator) -> N
     client = client_of(sim)
     workflow_id, run_id = first_run(sim, client)
     sim.stats.reset()
-    read_ahead(client, lambda ahead: ahead.run_steps(workflow_id, run_id,
-                                                     include_result=True)).join(10)
+    finished(read_ahead(client, lambda ahead: ahead.run_steps(workflow_id, run_id,
+                                                              include_result=True)))
     assert requests_of(sim) == {"steps": 1}
     steps = client.run_steps(workflow_id, run_id, include_result=True)
     assert requests_of(sim) == {"steps": 1}  # taken, not sent
     assert steps and client.run_steps(workflow_id, run_id, include_result=True) == steps
     assert requests_of(sim) == {"steps": 2}  # taken once: the second is sent
     # Another request (other parameters) is not the one read ahead.
-    read_ahead(client, lambda ahead: ahead.run_steps(workflow_id, run_id,
-                                                     include_result=True)).join(10)
+    finished(read_ahead(client, lambda ahead: ahead.run_steps(workflow_id, run_id,
+                                                              include_result=True)))
     client.run_steps(workflow_id, run_id, include_result=False)
     assert requests_of(sim) == {"steps": 4}
 
@@ -67,12 +72,12 @@ def test_a_request_still_in_flight_ahead_is_waited_for_not_sent_again(sim: Simul
     thread = read_ahead(client, lambda ahead: ahead.run_steps(workflow_id, run_id,
                                                               include_result=True))
     deadline = time.monotonic() + 10
-    while client.read_ahead.sent < 1:  # registered before it is sent
+    while client.read_ahead.registered < 1:  # registered before it is sent
         assert time.monotonic() < deadline
         time.sleep(0.001)
     client.read_ahead.stop()  # the extract begins: nothing more is sent ahead
     steps = client.run_steps(workflow_id, run_id, include_result=True)
-    thread.join(10)
+    finished(thread)
     sim.set_faults(latency_ms=0)
     assert requests_of(sim) == {"steps": 1}
     assert [s["id"] for s in steps] == [
@@ -92,7 +97,7 @@ def test_what_failed_ahead_is_sent_again_and_meets_its_error_there(sim: Simulato
         except OnepinNotFoundError as exc:
             failed.append(exc)
 
-    read_ahead(client, work).join(10)
+    finished(read_ahead(client, work))
     assert len(failed) == 1
     with pytest.raises(OnepinNotFoundError, match="404"):
         client.run(workflow_id, missing)
@@ -103,18 +108,52 @@ def test_nothing_is_sent_ahead_once_stopped(sim: Simulator) -> None:
     client = client_of(sim)
     workflow_id, run_id = first_run(sim, client)
     assert client.read_ahead is not None
+    ahead = client.reading_ahead()
     client.read_ahead.stop()
     sim.stats.reset()
     with pytest.raises(Stopped):
-        client.reading_ahead().run_steps(workflow_id, run_id, include_result=True)
+        ahead.run_steps(workflow_id, run_id, include_result=True)
     assert requests_of(sim) == {}
 
 
 def test_answers_not_taken_are_dropped_by_the_next_read_ahead() -> None:
     ahead = ReadAhead()
-    ahead.start(lambda: None).join(10)
-    ahead.fetch(("/a", ()), lambda: "a")
-    ahead.fetch(("/b", ()), lambda: "b")
+    first = ahead.open()
+    ahead.fetch(("/a", ()), lambda: "a", first)
+    ahead.fetch(("/b", ()), lambda: "b", first)
     assert ahead.take(("/b", ())) == "b"
-    ahead.start(lambda: None).join(10)  # the piece after: what the last one left is dropped
+    second = ahead.open()  # the piece after: what the last one left is dropped
     assert (ahead.take(("/a", ())), ahead.take(("/b", ()))) == (None, None)
+    ahead.open()
+    with pytest.raises(Stopped):  # a request of an older read-ahead is refused
+        ahead.fetch(("/c", ()), lambda: "c", second)
+
+
+def test_a_request_taken_is_never_sent_ahead_after() -> None:
+    ahead = ReadAhead()
+    generation = ahead.open()
+    assert ahead.take(("/a", ())) is None  # the extract sends it itself
+    with pytest.raises(Stopped):
+        ahead.fetch(("/a", ()), lambda: "a", generation)
+
+
+def test_at_most_so_many_answers_are_held() -> None:
+    ahead = ReadAhead(most=2)
+    generation = ahead.open()
+    ahead.fetch(("/a", ()), lambda: "a", generation)
+    ahead.fetch(("/b", ()), lambda: "b", generation)
+    with pytest.raises(Stopped):
+        ahead.fetch(("/c", ()), lambda: "c", generation)
+    assert ahead.take(("/a", ())) == "a"
+
+
+def test_a_failed_answer_is_not_kept() -> None:
+    ahead = ReadAhead()
+    generation = ahead.open()
+
+    def fail() -> Any:
+        raise ConnectionError("cut")
+
+    with pytest.raises(ConnectionError):
+        ahead.fetch(("/a", ()), fail, generation)
+    assert ahead.take(("/a", ())) is None
