@@ -32,6 +32,7 @@ from onepin_etl.destinations.scrub import first_line, scrub
 from onepin_etl.dlt_internals import LoadInfo
 from onepin_etl.errors import DestinationError
 from onepin_etl.settings import LOAD_GC_THRESHOLD, LOCK_RETRIES, LOCK_RETRY_WAIT_S
+from onepin_etl.views import TABLES
 from onepin_source import onepin
 from onepin_source.errors import OnepinError
 from onepin_source.pieces import Pieces, pieces_of
@@ -122,10 +123,14 @@ def _run(pipeline: dlt.Pipeline, source: Any, options: dict[str, Any],
          on_piece: PieceDone | None) -> LoadInfo:
     if pipeline.has_pending_data:
         _finish_pending(pipeline)
-    plan = pieces_of(source)
+    selected = set(source.selected_resources)
+    # Pieces are cut by the runs listing (a workflow is started there): without the runs
+    # table (the workflows asset alone), the load is one piece, or it would never finish.
+    plan = pieces_of(source) if "runs" in selected else None
     if plan is None:
         info = _run_once(pipeline, source, options)
-        create_views(pipeline)
+        if _all_tables(source):
+            create_views(pipeline)
         return info
     try:
         return _run_pieces(pipeline, source, plan, options, on_piece)
@@ -148,7 +153,7 @@ def _each_piece(pipeline: dlt.Pipeline, source: Any, plan: Pieces, options: dict
     while True:
         info = _run_once(pipeline, source, options)
         done = plan.finished or plan.time_is_up()
-        if done or plan.pieces == 1:
+        if (done or plan.pieces == 1) and _all_tables(source):
             create_views(pipeline)  # analysts see the first piece of a long load, then all
         if on_piece is not None:
             on_piece(info, plan)
@@ -156,6 +161,12 @@ def _each_piece(pipeline: dlt.Pipeline, source: Any, plan: Pieces, options: dict
             return info
         log.info("committed %s", plan.describe())
         options.pop("refresh", None)  # a full refresh drops the tables before the first piece
+
+
+def _all_tables(source: Any) -> bool:
+    """Whether ``source`` loads every table: the views read all three, so a subset (a Dagster
+    asset alone) leaves them to a full load (on a new file they would fail)."""
+    return set(TABLES) <= set(source.selected_resources)
 
 
 def _run_once(pipeline: dlt.Pipeline, source: Any, options: dict[str, Any]) -> LoadInfo:
