@@ -12,6 +12,7 @@ import pytest
 
 from onepin_sim import FaultConfig, Simulator, WorldConfig
 from onepin_source import throttle
+from onepin_source.settings import COUNTING_IN_FLIGHT
 from tests.helpers import SMALL, api_snapshot, assert_matches_api, invoke_cli
 
 WHERE = {"duckdb_path": "onepin_etl.duckdb", "dataset": "onepin"}
@@ -58,11 +59,13 @@ def test_the_quota_is_learned_kept_and_paced_to(headers: bool, workdir: Path) ->
     if headers:
         assert throttled == [0, 0], "the headers pace every request"
     else:
-        # The first load finds the quota with the requests in flight when it is spent; then,
-        # as the second load does from the start, it sends the window's count and one request
-        # past it: one 429 a window at most.
+        # The first load finds the quota with the requests in flight when it is spent (8 at
+        # most then), counts the next window with COUNTING_IN_FLIGHT in flight (those in
+        # flight when it runs out meet 429s: settings.py); then, as the second load does from
+        # the start, it sends the window's count and one request past it: one 429 a window at
+        # most. (A quiet machine saw 9-10; CI, with the shared suite beside it, 17 of 20.)
         assert throttled[1] <= windows[1], (throttled, windows)
-        assert throttled[0] <= 8 + windows[0], (throttled, windows)
+        assert throttled[0] <= 8 + COUNTING_IN_FLIGHT + windows[0], (throttled, windows)
 
 
 def test_the_budget_is_kept_in_every_window(workdir: Path,
