@@ -152,8 +152,8 @@ class OnepinClient:
 
     def _send(self, path: str, params: dict[str, Any] | None) -> Response:
         ahead = self.read_ahead
-        if ahead is None:
-            return self._send_now(path, params)
+        if ahead is None or self._ahead_generation is None and ahead.idle:
+            return self._send_now(path, params)  # no key, no lock: most requests
         key = request_key(path, params)
         if self._ahead_generation is not None:
             answer: Response = ahead.fetch(key, lambda: self._send_now(path, params),

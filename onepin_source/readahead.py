@@ -102,6 +102,12 @@ class ReadAhead:
         future.set_result(answer)
         return answer
 
+    @property
+    def idle(self) -> bool:
+        """Nothing is being read ahead and nothing is held: no request need look here (read
+        without the lock: only :meth:`open` makes it false, between extracts)."""
+        return not self._open and not self._answers
+
     def take(self, key: Key) -> Any | None:
         """The answer fetched ahead for this request (waiting for it if in flight), or None.
         Nothing more is sent ahead from here: a request taken is never sent ahead after."""
