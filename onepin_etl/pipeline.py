@@ -86,7 +86,8 @@ def pipeline_lock(target: Target, *, wait_s: float = 0.0) -> AbstractContextMana
 
 
 def build_pipeline(target: Target, *, progress: str | None = None) -> dlt.Pipeline:
-    """The dlt pipeline for ``target``, with the dlt settings the source relies on."""
+    """The dlt pipeline for ``target``, with the dlt settings the source relies on; made under
+    :func:`onepin_etl.lock.creating`, so processes may make it at once."""
     target.check()
     configure_dlt()
     kwargs: dict[str, Any] = {}
@@ -94,9 +95,10 @@ def build_pipeline(target: Target, *, progress: str | None = None) -> dlt.Pipeli
         kwargs["pipelines_dir"] = target.pipelines_dir
     if progress:
         kwargs["progress"] = progress
-    pipeline: dlt.Pipeline = dlt.pipeline(
-        pipeline_name=target.name, destination=target.dlt_destination(),
-        dataset_name=target.dataset, **kwargs)
+    with lock.creating(target.working_dir, target.name):
+        pipeline: dlt.Pipeline = dlt.pipeline(
+            pipeline_name=target.name, destination=target.dlt_destination(),
+            dataset_name=target.dataset, **kwargs)
     return pipeline
 
 

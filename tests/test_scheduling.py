@@ -177,3 +177,33 @@ def test_deployed_commands_parse_and_use_the_lock() -> None:
         command.make_context(args[0], list(args[1:]))  # raises on an unknown option
         if args[0] == "load":
             assert args[1:] == ["--wait", "600", "--max-duration", "840"]
+
+
+# Each process makes the pipeline in ROUNDS new folders, every round at the same instant as
+# the others (dlt wipes, then makes, a new working folder: without the creation lock 8 rounds
+# in 10 failed with 4 processes, in FileExistsError or "Directory not empty").
+_MAKE_AT_ONCE = """
+import sys, time
+from onepin_etl.destinations import Target
+from onepin_etl.pipeline import build_pipeline
+base, start, rounds = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+for k in range(rounds):
+    while time.time() < start + 0.25 * k:
+        pass
+    build_pipeline(Target(duckdb_path=f"{base}/{k}.duckdb", pipelines_dir=f"{base}/{k}"))
+"""
+
+
+def test_processes_making_one_pipeline_at_once_all_succeed(workdir: Path) -> None:
+    """As Dagster's processes each build the definitions (``dagster_onepin.py`` makes the
+    pipeline): four processes make one new pipeline at the same instant, ten times over."""
+    rounds, start = 10, time.time() + 5  # the processes import dlt before the first round
+    processes = [subprocess.Popen([sys.executable, "-c", _MAKE_AT_ONCE, str(workdir),
+                                   str(start), str(rounds)], cwd=ROOT, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                 for _ in range(4)]
+    outputs = [process.communicate(timeout=120)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0] * 4, outputs
+    for k in range(rounds):
+        state = json.loads((workdir / str(k) / "onepin" / "state.json").read_text())
+        assert state["pipeline_name"] == "onepin"
