@@ -6,6 +6,7 @@ import copy
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -31,7 +32,7 @@ from onepin_source.settings import (
     REQUEST_MAX_ATTEMPTS,
     REQUEST_TIMEOUT_S,
 )
-from onepin_source.throttle import LimitedAdapter, RequestLimiter
+from onepin_source.throttle import LimitedAdapter, RequestLimiter, given_up_when
 
 log = logging.getLogger(__name__)
 USER_AGENT = "onepin-dlt/0.1"
@@ -117,9 +118,10 @@ class OnepinClient:
         session.trust_env = False
         self.base_url = credentials.base_url
         self.concurrency = concurrency
-        self.read_ahead = ReadAhead(keep=lambda response: response.status_code < 400) \
-            if read_ahead else None
+        self.read_ahead = ReadAhead(keep=lambda response: response.status_code < 400,
+                                    wake=self.limiter.wake) if read_ahead else None
         self._ahead_generation: int | None = None  # set on the client that reads ahead
+        self._ahead_dropped: threading.Event | None = None  # and when its requests give up
         self._rest = RESTClient(base_url=credentials.base_url + API_PREFIX, headers=headers,
                                 auth=BearerTokenAuth(credentials.api_key), session=session,
                                 data_selector="data")
@@ -148,6 +150,7 @@ class OnepinClient:
             raise ValueError("this client was made without read_ahead")
         twin = copy.copy(self)
         twin._ahead_generation = self.read_ahead.open()
+        twin._ahead_dropped = self.read_ahead.dropped
         return twin
 
     def _send(self, path: str, params: dict[str, Any] | None) -> Response:
@@ -156,11 +159,18 @@ class OnepinClient:
             return self._send_now(path, params)  # no key, no lock: most requests
         key = request_key(path, params)
         if self._ahead_generation is not None:
-            answer: Response = ahead.fetch(key, lambda: self._send_now(path, params),
+            answer: Response = ahead.fetch(key, lambda: self._send_ahead(path, params),
                                            self._ahead_generation)
             return answer
         taken: Response | None = ahead.take(key)
         return taken if taken is not None else self._send_now(path, params)
+
+    def _send_ahead(self, path: str, params: dict[str, Any] | None) -> Response:
+        """Send for the read-ahead: given up, unsent, once it is dropped while waiting for its
+        turn (a quota's window may be a minute away)."""
+        assert self._ahead_dropped is not None
+        with given_up_when(self._ahead_dropped):
+            return self._send_now(path, params)
 
     def _send_now(self, path: str, params: dict[str, Any] | None) -> Response:
         try:

@@ -45,9 +45,15 @@ class ReadAhead:
     """Answers fetched ahead, each taken at most once (thread-safe)."""
 
     def __init__(self, keep: Callable[[Any], bool] = lambda answer: True,
-                 most: int = READ_AHEAD_ANSWERS) -> None:
+                 most: int = READ_AHEAD_ANSWERS, wake: Callable[[], None] = lambda: None) -> None:
+        """``keep``: whether an answer may be taken (else it is sent again); ``wake``: wakes the
+        requests waiting for their turn, to see :attr:`dropped` set."""
         self._keep = keep
         self._most = most
+        self._wake = wake
+        # Set when what this read-ahead sends is no longer wanted (the load ended, a newer
+        # read-ahead began): its requests still waiting for their turn give up, unsent.
+        self.dropped = threading.Event()
         self._lock = threading.Lock()
         self._answers: dict[Key, Future[Any]] = {}
         self._open = False
@@ -61,7 +67,11 @@ class ReadAhead:
             self._answers.clear()
             self._open = True
             self._generation += 1
-            return self._generation
+            self.dropped.set()
+            self.dropped = threading.Event()
+            generation = self._generation
+        self._wake()
+        return generation
 
     def start(self, work: Callable[[], None]) -> threading.Thread:
         """Run ``work`` (which sends through :meth:`fetch`) in a thread of its own."""
@@ -71,11 +81,15 @@ class ReadAhead:
 
     def stop(self, *, drop: bool = False) -> None:
         """Send nothing more ahead; answers in flight still arrive and can be taken, unless
-        ``drop``ped (the load has ended, or nobody will ask for them)."""
+        ``drop``ped (the load has ended, or nobody will ask for them): then the requests still
+        waiting for their turn give up (:attr:`dropped`)."""
         with self._lock:
             self._open = False
             if drop:
                 self._answers.clear()
+                self.dropped.set()
+        if drop:
+            self._wake()
 
     def fetch(self, key: Key, send: Callable[[], Any], generation: int) -> Any:
         """Send a request ahead (``send``) and keep its answer; raises :class:`Stopped` when

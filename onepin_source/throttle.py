@@ -26,6 +26,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from requests import PreparedRequest, Response
@@ -42,6 +44,24 @@ from onepin_source.settings import (
 log = logging.getLogger(__name__)
 _BUDGET_WINDOW_S = 60.0
 _NO_RETRY_AFTER_S = 1.0  # a 429 that names no wait: try again after a second
+_giving_up = threading.local()  # the event that makes this thread's waiting requests give up
+
+
+class GivenUp(Exception):
+    """A request that gave up waiting for its turn (:func:`given_up_when`): it was not sent."""
+
+
+@contextmanager
+def given_up_when(event: threading.Event) -> Iterator[None]:
+    """Requests this thread makes in the block give up (raise :class:`GivenUp`) instead of
+    waiting on for a slot or the quota's window once ``event`` is set and the limiter is woken
+    (:meth:`RequestLimiter.wake`): what was read ahead for a load that has ended is not sent a
+    window later, and the process does not wait for it to exit."""
+    _giving_up.event = event
+    try:
+        yield
+    finally:
+        _giving_up.event = None
 
 
 class RequestLimiter:
@@ -75,11 +95,14 @@ class RequestLimiter:
     # ---- the gate ----------------------------------------------------------------------------
     def acquire(self, *, urgent: bool = False) -> float:
         """Wait until a request may go; returns the clock at sending (for its latency)."""
+        give_up: threading.Event | None = getattr(_giving_up, "event", None)
         with self._cond:
             if urgent:
                 self._urgent += 1
             try:
                 while True:
+                    if give_up is not None and give_up.is_set():
+                        raise GivenUp("gave up waiting to send: the request is no longer wanted")
                     wait = self._wait_s(urgent)
                     if wait == 0:
                         sent_at = float(self._clock())
@@ -93,6 +116,11 @@ class RequestLimiter:
             finally:
                 if urgent:
                     self._urgent -= 1
+
+    def wake(self) -> None:
+        """Wake every waiting request to look again (one may have been given up)."""
+        with self._cond:
+            self._cond.notify_all()
 
     def _wait_s(self, urgent: bool) -> float | None:
         """0 if a request may go now, else how long to wait (None: until an answer)."""
@@ -199,6 +227,15 @@ class RequestLimiter:
         return self.window.quota.describe() if self.window.quota else None
 
 
+def _pause(seconds: float) -> None:
+    """Sleep, or less if this thread's requests give up meanwhile (:func:`given_up_when`)."""
+    give_up: threading.Event | None = getattr(_giving_up, "event", None)
+    if give_up is None:
+        time.sleep(seconds)
+    else:
+        give_up.wait(seconds)
+
+
 class LimitedAdapter(HTTPAdapter):
     """A pooled, thread-safe :class:`HTTPAdapter` that sends through a :class:`RequestLimiter`,
     and sends a request again after a 429 (the quota's wait) without using up its retries."""
@@ -216,8 +253,8 @@ class LimitedAdapter(HTTPAdapter):
                 return response
             # Wait out the 429 (everybody does, when the quota is spent), then go first.
             delay = retry_delay_s(response.headers)
-            time.sleep(min(delay if delay is not None else _NO_RETRY_AFTER_S,
-                           max(0.0, deadline - time.monotonic())))
+            _pause(min(delay if delay is not None else _NO_RETRY_AFTER_S,
+                       max(0.0, deadline - time.monotonic())))
             urgent = True
 
     def _send_once(self, request: PreparedRequest, urgent: bool, *args: Any,

@@ -116,6 +116,28 @@ def test_nothing_is_sent_ahead_once_stopped(sim: Simulator) -> None:
     assert requests_of(sim) == {}
 
 
+def test_a_request_waiting_its_turn_ahead_gives_up_when_the_load_ends(sim: Simulator) -> None:
+    """A read-ahead request waiting for a slot (or a quota's window) when the load ends (the
+    read-ahead dropped) is never sent, and its thread ends at once; the extract's own request
+    is unaffected."""
+    client = OnepinClient(resolve_credentials(sim.api_key, sim.base_url, None), concurrency=1,
+                          read_ahead=True)
+    workflow_id, run_id = first_run(sim, client)
+    assert client.read_ahead is not None
+    sim.stats.reset()
+    held = client.limiter.acquire()  # the one slot is taken: the request ahead waits
+    thread = read_ahead(client, lambda ahead: ahead.run_steps(workflow_id, run_id,
+                                                              include_result=True))
+    thread.join(0.3)
+    assert thread.is_alive() and client.read_ahead.registered == 1
+    client.read_ahead.stop(drop=True)  # the load ended (Pieces.stop_reading_ahead(drop=True))
+    finished(thread)
+    client.limiter.release(200, {}, held)
+    assert requests_of(sim) == {}
+    assert client.run_steps(workflow_id, run_id, include_result=True)
+    assert requests_of(sim) == {"steps": 1}
+
+
 def test_answers_not_taken_are_dropped_by_the_next_read_ahead() -> None:
     ahead = ReadAhead()
     first = ahead.open()

@@ -13,7 +13,7 @@ from onepin_sim import FaultConfig, Simulator, WorldConfig
 from onepin_source.client import OnepinClient
 from onepin_source.config import resolve_credentials
 from onepin_source.quota import Quota, QuotaWindow, SlidingBudget, header_quota, retry_delay_s
-from onepin_source.throttle import RequestLimiter
+from onepin_source.throttle import GivenUp, RequestLimiter, given_up_when
 
 NOW = 1_800_000_000.0  # a Unix time (X-RateLimit-Reset above 1e9 is one)
 
@@ -239,6 +239,37 @@ def test_a_lone_429_among_answers_makes_only_its_request_wait() -> None:
     assert limiter.quota is None and limiter._wait_s(urgent=False) == 0, "a stray"
     limiter.release(200, {}, held[2])
     assert limiter.quota_waits == 0 and limiter.window.reset_at is None
+
+
+def test_a_request_waiting_for_the_window_gives_up_when_told() -> None:
+    """What was read ahead for a load that has ended: it waits for a window a minute away, and
+    gives up unsent (it does not keep the process alive until then) once its event is set and
+    the limiter woken; requests made without the event still wait."""
+    limiter = RequestLimiter(4)
+    sent_at = limiter.acquire()
+    limiter.release(200, {"X-RateLimit-Limit": "3", "X-RateLimit-Remaining": "0",
+                          "X-RateLimit-Reset": "60"}, sent_at)
+    assert limiter._wait_s(urgent=False) == pytest.approx(60.0, abs=1.0)
+    dropped = threading.Event()
+    outcome: list[BaseException] = []
+
+    def wait_ahead() -> None:
+        with given_up_when(dropped):
+            try:
+                limiter.acquire()
+            except GivenUp as exc:
+                outcome.append(exc)
+
+    thread = threading.Thread(target=wait_ahead)
+    thread.start()
+    thread.join(0.3)
+    assert thread.is_alive(), "it waits for the window"
+    dropped.set()
+    limiter.wake()
+    thread.join(5)
+    assert not thread.is_alive() and len(outcome) == 1
+    assert (limiter.sent, limiter.in_flight) == (1, 0), "given up unsent"
+    assert limiter._wait_s(urgent=False) == pytest.approx(60.0, abs=1.0)
 
 
 def test_headers_pace_before_any_429() -> None:
