@@ -78,3 +78,31 @@ def test_merge_keeps_one_row_per_key_and_replaces_runs(tmp_path: Path) -> None:
     assert pipeline.state["destination_type"] == dlt.destinations.duckdb().destination_type
     assert pipeline.destination.destination_name == "duckdb"
     assert isinstance(pipeline.destination_client(), KeyDedupDuckDbClient)
+
+
+def test_the_capabilities_are_resolved_once_and_each_caller_gets_a_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dlt asks ~36 times a package; each answer is dlt's own duckdb factory's, from one
+    resolution of the configuration per destination (per load), and a caller that sets a field
+    on its copy changes nobody else's."""
+    destination = duckdb_destination(tmp_path / "x.duckdb")
+    resolved: list[Any] = []
+    resolve = type(destination).configuration
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        resolved.append(args)
+        return resolve(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(destination), "configuration", counted)
+    naming = dlt.Schema("onepin").naming
+    first, again = destination.capabilities(), destination.capabilities()
+    named = [destination.capabilities(naming=naming) for _ in range(3)]
+    assert len(resolved) == 2  # once without a naming convention, once with the schema's
+    plain = dlt.destinations.duckdb(credentials=str(tmp_path / "x.duckdb"))
+    assert dict(first) == dict(again) == dict(plain.capabilities())
+    assert dict(named[0]) == dict(plain.capabilities(naming=naming))
+    assert first is not again and named[0] is not named[1]
+    first.preferred_loader_file_format = "csv"
+    assert destination.capabilities().preferred_loader_file_format == "insert_values"
+    assert duckdb_destination(tmp_path / "x.duckdb").capabilities() is not None
+    assert len(resolved) == 3  # a new destination (the next load) resolves again

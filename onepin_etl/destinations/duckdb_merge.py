@@ -12,8 +12,9 @@ GROUP BY key)`` (2.7 s for the same rows). The result is the same: one row per k
 condition (without a ``dedup_sort`` hint dlt's pick among a key's rows is arbitrary, and so is
 this one: the lowest ``rowid``). With a ``dedup_sort`` hint, dlt's own SQL is used.
 
-Only the merge SQL differs. The destination keeps dlt's type, so existing pipelines, their state
-and config sections see the same ``duckdb`` destination.
+Only the merge SQL differs (and the capabilities are resolved once: ``capabilities_once``).
+The destination keeps dlt's type, so existing pipelines, their state and config sections see
+the same ``duckdb`` destination.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 
 from dlt.destinations import duckdb
 
+from onepin_etl.destinations.capabilities_once import CapabilitiesOnce
 from onepin_etl.dlt_internals import (
     DuckDbClient,
     FollowupJobRequest,
@@ -60,7 +62,9 @@ class KeyDedupDuckDbClient(DuckDbClient):
         return [KeyDedupMergeJob.from_table_chain(table_chain, self.sql_client)]
 
 
-class KeyDedupDuckDb(duckdb):
+class KeyDedupDuckDb(CapabilitiesOnce, duckdb):
+    """dlt's DuckDB destination with this merge, resolving its capabilities once per load."""
+
     @property
     def client_class(self) -> type[DuckDbClient]:
         return KeyDedupDuckDbClient
