@@ -16,6 +16,10 @@ What the application relies on, and why:
   SQL statement of dlt's delete-insert merge.
 - **Where a setting came from** (``ConfigProvider``): ``doctor`` asks dlt's providers in order
   (environment, ``.dlt/secrets.toml``, ``.dlt/config.toml``) which one holds each setting.
+- **Destination capabilities** (``Destination.capabilities``, ``adjust_capabilities``,
+  ``DestinationCapabilitiesContext``): the DuckDB destination resolves them once a load
+  (``onepin_etl.destinations.capabilities_once``), which holds while dlt's ``duckdb`` keeps the
+  base ``adjust_capabilities`` (it ignores the configuration).
 - **PostgreSQL's DDL** (``PostgresClient.initialize_storage``, ``maybe_ddl_transaction``): the
   PostgreSQL destination (``onepin_etl.destinations.postgres_ddl``) takes an advisory lock
   around dlt's schema creation and updates, so concurrent shards do not race.
@@ -27,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.configuration.providers.provider import ConfigProvider
-from dlt.common.destination import Destination
+from dlt.common.destination import Destination, DestinationCapabilitiesContext
 from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.common.destination.typing import PreparedTableSchema
 from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
@@ -52,7 +56,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "CannotRestorePipelineException", "ConfigFieldMissingException", "ConfigProvider",
-    "Destination",
+    "Destination", "DestinationCapabilitiesContext",
     "DuckDbClient", "FollowupJobRequest", "LoadInfo", "PostgresClient", "PreparedTableSchema",
     "SqlMergeFollowupJob", "TSortOrder", "UnknownDestinationModule", "get_dlt_pipelines_dir",
 ]

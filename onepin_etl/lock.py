@@ -63,13 +63,13 @@ def held(paths: list[Path], pipeline_name: str, *, wait_s: float = 0.0) -> Itera
 
 
 @contextmanager
-def creating(pipelines_dir: Path, pipeline_name: str) -> Iterator[None]:
+def creating(pipelines_dir: str | Path, pipeline_name: str) -> Iterator[None]:
     """Held while a process creates or opens a pipeline (``dlt.pipeline``), waiting as long as it
     takes (that is milliseconds). dlt creates a new working folder by wiping it, then making it:
     processes doing so at once fail (``FileExistsError``, "Directory not empty", a state file
     gone), as Dagster's processes do when each loads the definitions. Not the load's lock: a load
     opens its pipeline while it holds that one."""
-    path = pipelines_dir / f".{pipeline_name}.creating.lock"
+    path = Path(pipelines_dir).absolute() / f".{pipeline_name}.creating.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+", encoding="utf-8") as file:
         fcntl.flock(file, fcntl.LOCK_EX)

@@ -95,9 +95,10 @@ def build_pipeline(target: Target, *, progress: str | None = None) -> dlt.Pipeli
         kwargs["pipelines_dir"] = target.pipelines_dir
     if progress:
         kwargs["progress"] = progress
+    destination = target.dlt_destination()
     with lock.creating(target.working_dir, target.name):
         pipeline: dlt.Pipeline = dlt.pipeline(
-            pipeline_name=target.name, destination=target.dlt_destination(),
+            pipeline_name=target.name, destination=destination,
             dataset_name=target.dataset, **kwargs)
     return pipeline
 

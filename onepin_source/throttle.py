@@ -57,11 +57,12 @@ def given_up_when(event: threading.Event) -> Iterator[None]:
     waiting on for a slot or the quota's window once ``event`` is set and the limiter is woken
     (:meth:`RequestLimiter.wake`): what was read ahead for a load that has ended is not sent a
     window later, and the process does not wait for it to exit."""
+    outer = getattr(_giving_up, "event", None)
     _giving_up.event = event
     try:
         yield
     finally:
-        _giving_up.event = None
+        _giving_up.event = outer
 
 
 class RequestLimiter:
@@ -94,7 +95,9 @@ class RequestLimiter:
 
     # ---- the gate ----------------------------------------------------------------------------
     def acquire(self, *, urgent: bool = False) -> float:
-        """Wait until a request may go; returns the clock at sending (for its latency)."""
+        """Wait until a request may go; returns the clock at sending (for its latency). Raises
+        :class:`GivenUp` instead, unsent, once this thread's :func:`given_up_when` event is set
+        and the limiter woken."""
         give_up: threading.Event | None = getattr(_giving_up, "event", None)
         with self._cond:
             if urgent:
@@ -102,6 +105,9 @@ class RequestLimiter:
             try:
                 while True:
                     if give_up is not None and give_up.is_set():
+                        # Others may wait behind it (every request waits behind one sent again
+                        # after a 429): they look again.
+                        self._cond.notify_all()
                         raise GivenUp("gave up waiting to send: the request is no longer wanted")
                     wait = self._wait_s(urgent)
                     if wait == 0:

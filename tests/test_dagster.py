@@ -244,8 +244,11 @@ def test_shard_partitions_at_once_in_processes_of_their_own(env: Simulator, work
                             "--select", loads, "--partition", "2of2") as second:
         codes = [first.wait(timeout=300), second.wait(timeout=300)]
     outputs = [(workdir / f"{key}.log").read_text() for key in ("1of2", "2of2")]
-    # The whole of each log that holds a traceback (a list's repr would be cut short).
-    assert codes == [0, 0], "\n\n".join(output for output in outputs if "Traceback" in output)
+    # The whole of each log that holds a traceback (a list's repr would be cut short), else
+    # the end of both.
+    assert codes == [0, 0], "\n\n".join(
+        [output for output in outputs if "Traceback" in output]
+        or [output[-3000:] for output in outputs])
     assert all("RUN_SUCCESS" in output for output in outputs)
     names = table(workdir / "shards.duckdb", "select distinct pipeline_name from "
                                              "onepin._dlt_pipeline_state order by 1")

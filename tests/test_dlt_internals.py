@@ -84,6 +84,18 @@ def test_destinations_resolve_by_reference_and_refuse_unknown_names() -> None:
     assert "self.fields = " in inspect.getsource(app_internals.ConfigFieldMissingException)
 
 
+def test_duckdb_capabilities_do_not_depend_on_its_configuration() -> None:
+    """What ``capabilities_once`` relies on: dlt's duckdb factory keeps the base
+    ``adjust_capabilities``, which reads the naming convention's case sensitivity only."""
+    assert vars(app_internals.Destination)["adjust_capabilities"] is next(
+        vars(klass)["adjust_capabilities"] for klass in dlt.destinations.duckdb.__mro__
+        if "adjust_capabilities" in vars(klass))
+    source = inspect.getsource(app_internals.Destination.adjust_capabilities)
+    assert "config." not in source and "naming.is_case_sensitive" in source
+    assert inspect.signature(app_internals.Destination.capabilities).parameters.keys() == {
+        "self", "config", "naming"}
+
+
 def test_attaching_a_pipeline_never_run_raises_cannot_restore(tmp_path: object) -> None:
     with pytest.raises(app_internals.CannotRestorePipelineException):
         dlt.attach(pipeline_name="never_run", pipelines_dir=str(tmp_path))

@@ -104,5 +104,5 @@ def test_the_capabilities_are_resolved_once_and_each_caller_gets_a_copy(
     assert first is not again and named[0] is not named[1]
     first.preferred_loader_file_format = "csv"
     assert destination.capabilities().preferred_loader_file_format == "insert_values"
-    assert duckdb_destination(tmp_path / "x.duckdb").capabilities() is not None
+    assert dict(duckdb_destination(tmp_path / "x.duckdb").capabilities()) == dict(again)
     assert len(resolved) == 3  # a new destination (the next load) resolves again

@@ -181,14 +181,22 @@ def test_deployed_commands_parse_and_use_the_lock() -> None:
 
 # Each process makes the pipeline in ROUNDS new folders, every round at the same instant as
 # the others (dlt wipes, then makes, a new working folder: without the creation lock 8 rounds
-# in 10 failed with 4 processes, in FileExistsError or "Directory not empty").
+# in 10 failed with 4 processes, in FileExistsError or "Directory not empty"). Once it has
+# imported dlt a process says so (a file); the test then writes when the first round starts.
 _MAKE_AT_ONCE = """
-import sys, time
+import os, sys, time
+from pathlib import Path
 from onepin_etl.destinations import Target
 from onepin_etl.pipeline import build_pipeline
-base, start, rounds = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+base, rounds = Path(sys.argv[1]), int(sys.argv[2])
+(base / f"ready-{os.getpid()}").touch()
+while not (base / "go").is_file() or not (base / "go").read_text():
+    time.sleep(0.01)
+start = float((base / "go").read_text())
 for k in range(rounds):
-    while time.time() < start + 0.25 * k:
+    at = start + 0.25 * k
+    time.sleep(max(0.0, at - time.time() - 0.02))
+    while time.time() < at:
         pass
     build_pipeline(Target(duckdb_path=f"{base}/{k}.duckdb", pipelines_dir=f"{base}/{k}"))
 """
@@ -197,11 +205,18 @@ for k in range(rounds):
 def test_processes_making_one_pipeline_at_once_all_succeed(workdir: Path) -> None:
     """As Dagster's processes each build the definitions (``dagster_onepin.py`` makes the
     pipeline): four processes make one new pipeline at the same instant, ten times over."""
-    rounds, start = 10, time.time() + 5  # the processes import dlt before the first round
+    rounds = 10
     processes = [subprocess.Popen([sys.executable, "-c", _MAKE_AT_ONCE, str(workdir),
-                                   str(start), str(rounds)], cwd=ROOT, text=True,
+                                   str(rounds)], cwd=ROOT, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
                  for _ in range(4)]
+    deadline = time.monotonic() + 120
+    while len(list(workdir.glob("ready-*"))) < 4:
+        assert all(p.poll() is None for p in processes), [p.communicate()[0] for p in processes]
+        assert time.monotonic() < deadline, "the processes never got ready"
+        time.sleep(0.05)
+    (workdir / "go.tmp").write_text(str(time.time() + 0.5))
+    (workdir / "go.tmp").rename(workdir / "go")
     outputs = [process.communicate(timeout=120)[0] for process in processes]
     assert [process.returncode for process in processes] == [0] * 4, outputs
     for k in range(rounds):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
 from typing import Any
@@ -241,15 +243,28 @@ def test_a_lone_429_among_answers_makes_only_its_request_wait() -> None:
     assert limiter.quota_waits == 0 and limiter.window.reset_at is None
 
 
+def waiting(limiter: RequestLimiter, count: int) -> None:
+    """Until ``count`` requests wait in the limiter (in ``Condition.wait``)."""
+    deadline = time.monotonic() + 10
+    while len(limiter._cond._waiters) < count:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "the requests never waited"
+        time.sleep(0.005)
+
+
+def spent_for(limiter: RequestLimiter, seconds: int) -> None:
+    """The quota's window spent (the API's headers say so) for ``seconds``."""
+    sent_at = limiter.acquire()
+    limiter.release(200, {"X-RateLimit-Limit": "3", "X-RateLimit-Remaining": "0",
+                          "X-RateLimit-Reset": str(seconds)}, sent_at)
+    assert limiter._wait_s(urgent=False) == pytest.approx(seconds, abs=0.5)
+
+
 def test_a_request_waiting_for_the_window_gives_up_when_told() -> None:
     """What was read ahead for a load that has ended: it waits for a window a minute away, and
     gives up unsent (it does not keep the process alive until then) once its event is set and
-    the limiter woken; requests made without the event still wait."""
+    the limiter woken; a request made without the event still waits."""
     limiter = RequestLimiter(4)
-    sent_at = limiter.acquire()
-    limiter.release(200, {"X-RateLimit-Limit": "3", "X-RateLimit-Remaining": "0",
-                          "X-RateLimit-Reset": "60"}, sent_at)
-    assert limiter._wait_s(urgent=False) == pytest.approx(60.0, abs=1.0)
+    spent_for(limiter, 60)
     dropped = threading.Event()
     outcome: list[BaseException] = []
 
@@ -260,16 +275,47 @@ def test_a_request_waiting_for_the_window_gives_up_when_told() -> None:
             except GivenUp as exc:
                 outcome.append(exc)
 
-    thread = threading.Thread(target=wait_ahead)
-    thread.start()
-    thread.join(0.3)
-    assert thread.is_alive(), "it waits for the window"
+    ahead = threading.Thread(target=wait_ahead)
+    other = threading.Thread(target=limiter.acquire, daemon=True)  # never sent: a minute away
+    ahead.start()
+    other.start()
+    waiting(limiter, 2)
     dropped.set()
     limiter.wake()
-    thread.join(5)
-    assert not thread.is_alive() and len(outcome) == 1
+    ahead.join(5)
+    assert not ahead.is_alive() and len(outcome) == 1
+    waiting(limiter, 1)
+    assert other.is_alive(), "the other request still waits for the window"
     assert (limiter.sent, limiter.in_flight) == (1, 0), "given up unsent"
-    assert limiter._wait_s(urgent=False) == pytest.approx(60.0, abs=1.0)
+
+
+def test_requests_behind_one_sent_again_after_a_429_go_when_it_gives_up() -> None:
+    """A request sent again after a 429 goes first: every other waits behind it, with no
+    timeout. When it gives up they look again, and go once the window turns (before, they
+    could wait for an answer that never came: nothing was in flight)."""
+    limiter = RequestLimiter(4)
+    spent_for(limiter, 3)
+    dropped = threading.Event()
+    sent: list[float] = []
+
+    def again_after_429() -> None:
+        with given_up_when(dropped), contextlib.suppress(GivenUp):
+            limiter.acquire(urgent=True)
+
+    urgent = threading.Thread(target=again_after_429)
+    urgent.start()
+    waiting(limiter, 1)
+    behind = threading.Thread(target=lambda: sent.append(limiter.acquire()))
+    behind.start()
+    waiting(limiter, 2)
+    assert limiter._wait_s(urgent=False) is None, "it waits behind the urgent one, untimed"
+    dropped.set()
+    # Not limiter.wake(): only the urgent request is woken, as a window turning wakes it.
+    with limiter._cond:
+        limiter._cond.notify(1)
+    urgent.join(10)
+    behind.join(10)
+    assert not behind.is_alive() and len(sent) == 1 and limiter.sent == 2
 
 
 def test_headers_pace_before_any_429() -> None:
