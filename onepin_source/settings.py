@@ -25,14 +25,16 @@ COUNTING_IN_FLIGHT = 4
 # Until the API has said anything of a quota (no 429 streak, no rate-limit header, nothing
 # learned by an earlier load), one request more may be in flight for every this many answered
 # (at least START_CONCURRENCY): the requests in flight when a quota first runs out all meet
-# 429s, so a quota of Q costs about max(8, Q/32) of them to discover, not the 32 in flight (a
+# 429s, so a quota of Q costs about max(8, Q/16) of them to discover, not the 32 in flight (a
 # 100-per-6-s quota: 3.8% of a short first load's requests were 429s, 1.1-1.7% with this;
-# docs/performance.md). A quota of 1,000 a minute is not held back (32 in flight after 1,024
-# answers). Unthrottled, the first 1,024 requests go with fewer in flight: ~1-2 s of the ~21 s
-# 1,000 x 3 first load (2026-12-02). Letting a big load skip the cap gave that back, but the
-# issue's 1,000 x 3 quota-bound load then met 1.3% 429s instead of 0.3% (docs/performance.md,
-# "Tried on 2026-12-02 and not kept").
-ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN = 32
+# docs/performance.md). A quota of up to 128 a window meets 8 in flight; one of 1,000 a
+# minute meets 32, as it would with no cap. 16, not 32 (2026-12-02 evening): unthrottled, the
+# first requests of a first load go with fewer in flight, and with 32 per slot the 1,000 x 3
+# first load took ~5% longer (farm-bench, 0.945x and 0.954x the wall time with 16, 5 of 5
+# pairs each); the quota rows of bench.limits are the same (their quotas are under 128).
+# Letting a big load skip the cap altogether met 1.3% 429s instead of 0.3% on the issue's
+# 1,000 x 3 quota-bound load (docs/performance.md, "Tried on 2026-12-02 and not kept").
+ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN = 16
 # 429s in a row (in the order sent) that say a window is spent; fewer are strays. A load of
 # 5,600 requests at 5% random 429s met three in a row (the simulator's seeded draws) and took
 # them for a quota; five in a row at 5% is ~3 in 10 million.

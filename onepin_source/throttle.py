@@ -9,7 +9,7 @@ on the shared session. Three things bound them:
   when latency more than doubles. A 429 halves it (once per burst). ``concurrency`` is the hard
   cap (default 32): ``--concurrency 1`` means one request at a time. Until the API has said
   anything of a quota, it rises only by one for every ``ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN``
-  (32) answers: the requests in flight when a quota first runs out all meet 429s.
+  (16) answers: the requests in flight when a quota first runs out all meet 429s.
 - **The API's quota** (:class:`onepin_source.quota.QuotaWindow`): learned from rate-limit
   headers, or from 429s; when a window's requests are spent, nobody sends until it turns.
 - **A budget** (``max_requests_per_minute``): never more than N requests in any 60 s.

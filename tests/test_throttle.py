@@ -51,14 +51,14 @@ def test_a_429_halves_the_limit_for_everybody_once_per_burst() -> None:
 def test_the_limit_rises_past_the_start_while_answers_stay_fast_up_to_the_cap() -> None:
     limiter = RequestLimiter(32, clock=FakeClock())
     assert limiter.limit == 8, "starts at 8"
-    for _ in range(256):
+    for _ in range(128):
         answer(limiter, latency=0.05)
-    # No quota known yet: one more in flight for every 32 answers (a quota's first 429s are
+    # No quota known yet: one more in flight for every 16 answers (a quota's first 429s are
     # the requests in flight when it runs out).
     assert limiter.limit == 8
-    for _ in range(256):
+    for _ in range(128):
         answer(limiter, latency=0.05)
-    assert 8 < limiter.limit <= 512 // 32
+    assert 8 < limiter.limit <= 256 // 16
     for _ in range(600):
         answer(limiter, latency=0.05)
     assert limiter.limit == 32, "rises to the hard cap, never past it"
