@@ -120,8 +120,8 @@ class OnepinClient:
         self.concurrency = concurrency
         self.read_ahead = ReadAhead(keep=lambda response: response.status_code < 400,
                                     wake=self.limiter.wake) if read_ahead else None
-        self._ahead_generation: int | None = None  # set on the client that reads ahead
-        self._ahead_dropped: threading.Event | None = None  # and when its requests give up
+        # Set on the client that reads ahead: its read-ahead's generation (ReadAhead.open).
+        self._ahead_generation: threading.Event | None = None
         self._rest = RESTClient(base_url=credentials.base_url + API_PREFIX, headers=headers,
                                 auth=BearerTokenAuth(credentials.api_key), session=session,
                                 data_selector="data")
@@ -150,7 +150,6 @@ class OnepinClient:
             raise ValueError("this client was made without read_ahead")
         twin = copy.copy(self)
         twin._ahead_generation = self.read_ahead.open()
-        twin._ahead_dropped = self.read_ahead.dropped
         return twin
 
     def _send(self, path: str, params: dict[str, Any] | None) -> Response:
@@ -168,8 +167,8 @@ class OnepinClient:
     def _send_ahead(self, path: str, params: dict[str, Any] | None) -> Response:
         """Send for the read-ahead: given up, unsent, once it is dropped while waiting for its
         turn (a quota's window may be a minute away)."""
-        assert self._ahead_dropped is not None
-        with given_up_when(self._ahead_dropped):
+        assert self._ahead_generation is not None
+        with given_up_when(self._ahead_generation):
             return self._send_now(path, params)
 
     def _send_now(self, path: str, params: dict[str, Any] | None) -> Response:

@@ -47,29 +47,28 @@ class ReadAhead:
     def __init__(self, keep: Callable[[Any], bool] = lambda answer: True,
                  most: int = READ_AHEAD_ANSWERS, wake: Callable[[], None] = lambda: None) -> None:
         """``keep``: whether an answer may be taken (else it is sent again); ``wake``: wakes the
-        requests waiting for their turn, to see :attr:`dropped` set."""
+        requests waiting for their turn, to see their generation dropped."""
         self._keep = keep
         self._most = most
         self._wake = wake
-        # Set when what this read-ahead sends is no longer wanted (the load ended, a newer
-        # read-ahead began): its requests still waiting for their turn give up, unsent.
-        self.dropped = threading.Event()
         self._lock = threading.Lock()
         self._answers: dict[Key, Future[Any]] = {}
         self._open = False
-        self._generation = 0
+        # The current read-ahead's generation: set when what it sends is no longer wanted (the
+        # load ended, a newer read-ahead began); its requests still waiting for their turn then
+        # give up, unsent (onepin_source.throttle.given_up_when).
+        self._generation = threading.Event()
         self.registered = 0  # requests sent ahead, in all (for tests and logs)
 
-    def open(self) -> int:
+    def open(self) -> threading.Event:
         """Begin a read-ahead: drop what the last one left; returns its generation, which
-        its requests give :meth:`fetch` (a request of an older one is refused)."""
+        its requests give :meth:`fetch` (a request of an older one is refused) and which is set
+        once they are no longer wanted."""
         with self._lock:
             self._answers.clear()
             self._open = True
-            self._generation += 1
-            self.dropped.set()
-            self.dropped = threading.Event()
-            generation = self._generation
+            self._generation.set()  # the last one's requests waiting for their turn give up
+            generation = self._generation = threading.Event()
         self._wake()
         return generation
 
@@ -82,20 +81,20 @@ class ReadAhead:
     def stop(self, *, drop: bool = False) -> None:
         """Send nothing more ahead; answers in flight still arrive and can be taken, unless
         ``drop``ped (the load has ended, or nobody will ask for them): then the requests still
-        waiting for their turn give up (:attr:`dropped`)."""
+        waiting for their turn give up (their generation is set)."""
         with self._lock:
             self._open = False
             if drop:
                 self._answers.clear()
-                self.dropped.set()
+                self._generation.set()
         if drop:
             self._wake()
 
-    def fetch(self, key: Key, send: Callable[[], Any], generation: int) -> Any:
+    def fetch(self, key: Key, send: Callable[[], Any], generation: threading.Event) -> Any:
         """Send a request ahead (``send``) and keep its answer; raises :class:`Stopped` when
         nothing more is sent ahead. The same request asked twice ahead is sent once."""
         with self._lock:
-            if not self._open or generation != self._generation \
+            if not self._open or generation is not self._generation \
                     or len(self._answers) >= self._most:
                 raise Stopped
             future = self._answers.get(key)

@@ -210,3 +210,12 @@ def duckdb_held(db: Path) -> Iterator[None]:
     finally:
         holder.kill()
         holder.wait()
+
+
+def waiting(limiter: Any, count: int) -> None:
+    """Until ``count`` requests wait in ``limiter`` (a ``RequestLimiter``, in its
+    ``Condition.wait``)."""
+    deadline = time.monotonic() + 10
+    while len(limiter._cond._waiters) < count:
+        assert time.monotonic() < deadline, "the requests never waited"
+        time.sleep(0.005)

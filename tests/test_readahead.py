@@ -15,6 +15,7 @@ from onepin_source.client import OnepinClient
 from onepin_source.config import resolve_credentials
 from onepin_source.errors import OnepinNotFoundError
 from onepin_source.readahead import ReadAhead, Stopped
+from tests.helpers import waiting
 
 
 def client_of(sim: Simulator) -> OnepinClient:
@@ -128,10 +129,7 @@ def test_a_request_waiting_its_turn_ahead_gives_up_when_the_load_ends(sim: Simul
     held = client.limiter.acquire()  # the one slot is taken: the request ahead waits
     thread = read_ahead(client, lambda ahead: ahead.run_steps(workflow_id, run_id,
                                                               include_result=True))
-    deadline = time.monotonic() + 10
-    while len(client.limiter._cond._waiters) < 1:  # type: ignore[attr-defined]
-        assert time.monotonic() < deadline, "the request ahead never waited for its turn"
-        time.sleep(0.005)
+    waiting(client.limiter, 1)
     assert thread.is_alive() and client.read_ahead.registered == 1
     client.read_ahead.stop(drop=True)  # the load ended (Pieces.stop_reading_ahead(drop=True))
     finished(thread)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
 from typing import Any
@@ -16,6 +15,7 @@ from onepin_source.client import OnepinClient
 from onepin_source.config import resolve_credentials
 from onepin_source.quota import Quota, QuotaWindow, SlidingBudget, header_quota, retry_delay_s
 from onepin_source.throttle import GivenUp, RequestLimiter, given_up_when
+from tests.helpers import waiting
 
 NOW = 1_800_000_000.0  # a Unix time (X-RateLimit-Reset above 1e9 is one)
 
@@ -241,14 +241,6 @@ def test_a_lone_429_among_answers_makes_only_its_request_wait() -> None:
     assert limiter.quota is None and limiter._wait_s(urgent=False) == 0, "a stray"
     limiter.release(200, {}, held[2])
     assert limiter.quota_waits == 0 and limiter.window.reset_at is None
-
-
-def waiting(limiter: RequestLimiter, count: int) -> None:
-    """Until ``count`` requests wait in the limiter (in ``Condition.wait``)."""
-    deadline = time.monotonic() + 10
-    while len(limiter._cond._waiters) < count:  # type: ignore[attr-defined]
-        assert time.monotonic() < deadline, "the requests never waited"
-        time.sleep(0.005)
 
 
 def spent_for(limiter: RequestLimiter, seconds: int) -> None:
