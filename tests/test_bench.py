@@ -81,7 +81,7 @@ def test_quick_limits_benchmark_keeps_the_quota_and_the_budget(tmp_path: Path) -
     (quota,) = results["quota"]
     assert quota["answered"] > 500
     assert results["budget"]["most_in_any_60_s"] <= results["budget"]["budget"]
-    assert [r["world"] for r in results["free"]] == ["50 × 40 runs, 25 ms",
+    assert [r["world"] for r in results["free"]] == ["50 × 100 runs, 25 ms",
                                                      "1000 × 3 runs, 50 ms"]
     assert all(r["no_latency_s"] > 0 and r["requests"] > 0 for r in results["free"])
     assert all(r["default_s"] == r["default_runs_s"][0] for r in results["free"])  # one run
