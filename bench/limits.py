@@ -32,7 +32,18 @@ from typing import Any
 
 import click
 
-from bench.run import Measure, console, machine, run_job, simulator_process
+from bench.run import (
+    FULL_LOAD,
+    FULL_LOAD_LATENCY_MS,
+    INCREMENTAL_LATENCY_MS,
+    INCREMENTAL_WORKFLOWS,
+    Measure,
+    console,
+    incremental_world,
+    machine,
+    run_job,
+    simulator_process,
+)
 from onepin_sim import WorldConfig
 
 QUOTA_WORLD = WorldConfig(seed=31, workflows=200, runs=3, nodes=8)
@@ -42,8 +53,8 @@ BIG_QUOTA_WORLD = WorldConfig(seed=35, workflows=1000, runs=3, nodes=8)
 BUDGET_WORLD = WorldConfig(seed=33, workflows=100, runs=3, nodes=8)
 # bench.run's full load (the one measured against dlt's rest_api) and its incremental world
 FREE_WORLDS = {
-    "50 × 100 runs, 25 ms": (WorldConfig(seed=2026, workflows=50, runs=100, nodes=10), 25),
-    "1000 × 3 runs, 50 ms": (WorldConfig(seed=77, workflows=1000, runs=3, nodes=8), 50)}
+    "50 × 100 runs, 25 ms": (FULL_LOAD, FULL_LOAD_LATENCY_MS),
+    "1000 × 3 runs, 50 ms": (incremental_world(INCREMENTAL_WORKFLOWS), INCREMENTAL_LATENCY_MS)}
 
 
 def _stats(base_url: str) -> dict[str, Any]:

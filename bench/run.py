@@ -48,6 +48,16 @@ CHANGE_COLUMNS = ("change", "advanced_s", "new_runs", "runs_ended", "open_runs_w
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
 BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
 FAULTS = {"share_429": 0.05, "retry_after_s": 1, "share_5xx": 0.05, "seed": 42}
+# The full load measured against dlt's rest_api, and the incremental loads' world (bench.limits
+# loads both again with nothing limiting, beside the earlier fixed concurrency)
+FULL_LOAD = WorldConfig(seed=2026, workflows=50, runs=100, nodes=10)
+FULL_LOAD_LATENCY_MS = 25.0
+INCREMENTAL_WORKFLOWS = 1000
+INCREMENTAL_LATENCY_MS = 50.0
+
+
+def incremental_world(workflows: int) -> WorldConfig:
+    return WorldConfig(seed=77, workflows=workflows, runs=3, nodes=8)
 
 
 @dataclass
@@ -206,7 +216,7 @@ def incremental(work: Path, latency_ms: float, concurrency: int, workflows: int
                 ) -> tuple[dict[str, Measure], list[dict[str, Any]], dict[str, Any]]:
     """First and unchanged loads with change detection and with the earlier algorithm, side by
     side, then the requests a load makes for each kind of change."""
-    world = WorldConfig(seed=77, workflows=workflows, runs=3, nodes=8)
+    world = incremental_world(workflows)
     local = World(world)
     measures: dict[str, Measure] = {}
     console.print(f"[bold]Incremental: {workflows} workflows x 3 runs, {latency_ms:g} ms latency, "
@@ -290,15 +300,17 @@ def parquet_compaction(work: Path, loads: int) -> dict[str, Any]:
 
 # ---- the run ---------------------------------------------------------------------------------
 @click.command()
-@click.option("--latency-ms", type=float, default=25.0, show_default=True)
-@click.option("--workflows", type=int, default=50, show_default=True)
-@click.option("--runs", type=int, default=100, show_default=True, help="Runs per workflow.")
-@click.option("--nodes", type=int, default=10, show_default=True)
+@click.option("--latency-ms", type=float, default=FULL_LOAD_LATENCY_MS, show_default=True)
+@click.option("--workflows", type=int, default=FULL_LOAD.workflows, show_default=True)
+@click.option("--runs", type=int, default=FULL_LOAD.runs, show_default=True,
+              help="Runs per workflow.")
+@click.option("--nodes", type=int, default=FULL_LOAD.nodes, show_default=True)
 @click.option("--concurrency", type=int, default=DEFAULT_CONCURRENCY, show_default=True)
 @click.option("--throughput-rows", type=int, default=1_000_000, show_default=True)
-@click.option("--incremental-workflows", type=int, default=1000, show_default=True,
-              help="Workflows (3 runs each) of the incremental loads' world.")
-@click.option("--incremental-latency-ms", type=float, default=50.0, show_default=True)
+@click.option("--incremental-workflows", type=int, default=INCREMENTAL_WORKFLOWS,
+              show_default=True, help="Workflows (3 runs each) of the incremental loads' world.")
+@click.option("--incremental-latency-ms", type=float, default=INCREMENTAL_LATENCY_MS,
+              show_default=True)
 @click.option("--quick", is_flag=True, help="Small sizes: a smoke run of about a minute.")
 @click.option("--out", type=click.Path(dir_okay=False), default="bench/results/latest.json",
               show_default=True)
@@ -312,7 +324,7 @@ def main(latency_ms: float, workflows: int, runs: int, nodes: int, concurrency: 
     """Benchmark this project against dlt's rest_api source and the lower bound."""
     if quick:
         workflows, runs, throughput_rows, incremental_workflows = 5, 20, 20_000, 40
-    world = WorldConfig(seed=2026, workflows=workflows, runs=runs, nodes=nodes)
+    world = WorldConfig(seed=FULL_LOAD.seed, workflows=workflows, runs=runs, nodes=nodes)
     work = Path(tempfile.mkdtemp(prefix="onepin-bench-"))
     results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M"),
                                "config": {"latency_ms": latency_ms, "concurrency": concurrency,
