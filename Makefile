@@ -56,8 +56,10 @@ test-shared: install-shared  ## DuckLake, PostgreSQL and Parquet in S3 against r
 test-slow: install  ## the full fault and SIGKILL crash matrices, a quick benchmark (~4 min)
 	$(VENV)/bin/pytest -m slow
 
-bench: install install-shared  ## the benchmarks (~25 min; not part of the tests): docs/performance.md
+bench: install install-shared  ## the benchmarks (~45 min; not part of the tests): docs/performance.md
 	$(PY) -m bench.run
+	$(PY) -m bench.latency
+	$(PY) -m bench.scale
 	$(PY) -m bench.limits
 	$(PY) -m bench.resume
 	$(VENV_SHARED)/bin/python -m bench.shards

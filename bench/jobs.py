@@ -2,7 +2,11 @@
 
 Every job prints one JSON line last: ``{"wall_s", "peak_rss_mb", "rows", ...}``.
 
-- ``project``: this project's load (the same code as ``onepin-etl load``) from the simulator.
+- ``project``: this project's load (the same code as ``onepin-etl load``) from the simulator;
+  ``--fixed-concurrency N`` holds N requests in flight throughout instead of the congestion
+  limit (a bench-only setting: the baseline the limit is measured against).
+- ``fetch``: the simplest honest baseline, a plain 32-thread ``requests`` fetch of a list of
+  request paths (what a load sent, recorded by the simulator).
 - ``rest_api``: the naive reference, dlt's declarative ``rest_api`` source (rest_api_baseline.py).
 - ``throughput``: no network: recorded API step pages, replayed N times with new ids, shaped and
   loaded by this project's code (``step_rows`` + Arrow or dict rows) into DuckDB.
@@ -38,24 +42,86 @@ def jobs() -> None:
     os.environ.setdefault("RUNTIME__DLT_TELEMETRY", "false")
 
 
+class _FixedLimit:
+    """A congestion limit that never moves: ``cap`` in flight from the first request."""
+
+    def __init__(self, cap: int, **_: Any) -> None:
+        self.limit = cap
+        self.probes = self.lowered = 0
+
+    def answered(self, *_: Any, **__: Any) -> None:
+        pass
+
+    def backed_off(self, *_: Any, **__: Any) -> bool:
+        return False
+
+
 @jobs.command()
 @click.argument("duckdb_file")
 @click.argument("pipelines_dir")
 @click.option("--concurrency", type=int, required=True)
+@click.option("--fixed-concurrency", is_flag=True,
+              help="Hold --concurrency in flight throughout (no congestion limit).")
 @click.option("--legacy", is_flag=True,
               help="The earlier incremental algorithm (detect_changes=False), to compare with.")
 @click.option("--max-requests-per-minute", type=int)
-def project(duckdb_file: str, pipelines_dir: str, concurrency: int, legacy: bool,
-            max_requests_per_minute: int | None) -> None:
+@click.option("--progress-file", type=click.Path(dir_okay=False),
+              help="Write each piece's elapsed seconds and progress line here (JSON lines).")
+def project(duckdb_file: str, pipelines_dir: str, concurrency: int, fixed_concurrency: bool,
+            legacy: bool, max_requests_per_minute: int | None, progress_file: str | None) -> None:
     """``onepin-etl load``'s code, ``onepin_etl.load`` (ONEPIN_BASE_URL / ONEPIN_API_KEY from the
     environment)."""
     from onepin_etl import Target, load
-    budget: dict[str, Any] = {"max_requests_per_minute": max_requests_per_minute} \
+
+    if fixed_concurrency:
+        from onepin_source import throttle
+
+        throttle.CongestionLimit = _FixedLimit  # type: ignore[assignment,misc]
+    options: dict[str, Any] = {"max_requests_per_minute": max_requests_per_minute} \
         if max_requests_per_minute else {}
     started = time.perf_counter()
+    pieces: list[dict[str, Any]] = []
+    if progress_file:
+        options["on_piece"] = lambda info, plan: pieces.append(
+            {"elapsed_s": round(time.perf_counter() - started, 3), "line": plan.describe()})
     load(Target(duckdb_path=duckdb_file, pipelines_dir=pipelines_dir), concurrency=concurrency,
-         detect_changes=not legacy, **budget)
-    _report(started, rows=_counts(duckdb_file))
+         detect_changes=not legacy, **options)
+    if progress_file:
+        Path(progress_file).write_text("".join(json.dumps(p) + "\n" for p in pieces))
+    _report(started, rows=_counts(duckdb_file), packages=_packages(pipelines_dir))
+
+
+def _packages(pipelines_dir: str) -> int:
+    """Load packages the pipelines folder holds as loaded (all of this folder's loads)."""
+    return sum(1 for _ in Path(pipelines_dir).glob("*/load/loaded/*"))
+
+
+@jobs.command()
+@click.argument("paths_file")
+@click.option("--threads", type=int, default=32, show_default=True)
+def fetch(paths_file: str, threads: int) -> None:
+    """GET every path of ``paths_file`` (a JSON list) from ONEPIN_BASE_URL with ``threads``
+    threads, a keep-alive session each, reading each body: what the requests cost alone."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    paths: list[str] = json.loads(Path(paths_file).read_text())
+    base, key = os.environ["ONEPIN_BASE_URL"], os.environ["ONEPIN_API_KEY"]
+    local = threading.local()
+
+    def get(path: str) -> int:
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {key}"
+        return len(session.get(base + path, timeout=60).content)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        size = sum(pool.map(get, paths))
+    _report(started, requests=len(paths), bytes=size)
 
 
 @jobs.command("rest_api")

@@ -37,6 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from onepin_sim import FaultConfig, Simulator, World, WorldConfig
+from onepin_sim.latency import LatencySpec
 from onepin_sim.world import TERMINAL
 from onepin_source.settings import DEFAULT_CONCURRENCY
 
@@ -52,6 +53,9 @@ FAULTS = {"share_429": 0.05, "retry_after_s": 1, "share_5xx": 0.05, "seed": 42}
 # loads both again with nothing limiting, beside the earlier fixed concurrency)
 FULL_LOAD = WorldConfig(seed=2026, workflows=50, runs=100, nodes=10)
 FULL_LOAD_LATENCY_MS = 25.0
+# Every benchmark's simulator answers with a heavy-tailed latency around its median unless a
+# row says otherwise: no real API answers in constant time (docs/simulator.md)
+LATENCY_PROFILE = "lognormal"
 INCREMENTAL_WORKFLOWS = 1000
 INCREMENTAL_LATENCY_MS = 50.0
 
@@ -69,6 +73,10 @@ class Measure:
     requests: int | None = None
     requests_by_kind: dict[str, int] = field(default_factory=dict)
     loads_steps: bool = True  # False for a re-load that finds nothing new: no steps/s
+    process_s: float = 0.0  # the whole process: start, imports and exit included
+    packages: int | None = None  # load packages in the pipelines folder after it
+    most_in_flight: int | None = None  # the simulator's most requests handled at once
+    answer_ms: dict[str, Any] = field(default_factory=dict)  # the simulator's p50 and p95
 
 
     @property
@@ -89,12 +97,14 @@ def _serve(world: dict[str, Any], faults: dict[str, Any], ready: Any) -> None:
 
 @contextmanager
 def simulator_process(world: WorldConfig, latency_ms: float,
-                      faults: dict[str, Any] | None = None) -> Iterator[tuple[str, str]]:
+                      faults: dict[str, Any] | None = None, *,
+                      profile: str = LATENCY_PROFILE) -> Iterator[tuple[str, str]]:
+    """The simulator in a process of its own, its answer times spread by ``profile`` around
+    ``latency_ms`` (``onepin_sim.latency``); ``faults`` are its other knobs."""
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Queue()
-    process = ctx.Process(target=_serve, args=(asdict(world), {"latency_ms": latency_ms,
-                                                               **(faults or {})}, ready),
-                          daemon=True)
+    knobs = {"latency_ms": latency_ms, "latency_profile": profile, **(faults or {})}
+    process = ctx.Process(target=_serve, args=(asdict(world), knobs, ready), daemon=True)
     process.start()
     try:
         yield ready.get(timeout=60)
@@ -116,18 +126,23 @@ def run_job(name: str, args: list[str], env: dict[str, str], base_url: str | Non
             loads_steps: bool = True) -> Measure:
     if base_url:
         _admin(base_url, "stats/reset")
+    began = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "bench.jobs", *args], env=env,
                           capture_output=True, text=True, check=False)
+    process_s = time.perf_counter() - began
     if done.returncode != 0:
         raise click.ClickException(f"{name} failed (exit {done.returncode}):\n"
                                    f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     measure = Measure(name, result["wall_s"], result["peak_rss_mb"], result.get("rows", {}),
-                      loads_steps=loads_steps)
+                      loads_steps=loads_steps, process_s=round(process_s, 3),
+                      packages=result.get("packages"))
     if base_url:
         stats = _admin(base_url, "stats")
         measure.requests = stats["total"]
         measure.requests_by_kind = stats["requests"]
+        measure.most_in_flight = stats.get("most_in_flight")
+        measure.answer_ms = stats.get("answer_ms", {})
     console.print(f"  {name}: {measure.wall_s:.1f} s, {measure.step_rows} steps, "
                   f"{measure.requests if measure.requests is not None else '-'} requests, "
                   f"peak {measure.peak_rss_mb:.0f} MB")
@@ -258,7 +273,8 @@ def incremental(work: Path, latency_ms: float, concurrency: int, workflows: int
         "unchanged_requests": unchanged.requests,
         "unchanged_requests_earlier": measures["inc_unchanged_earlier"].requests,
         "first_load_floor_s": round((measures["inc_first_changes"].requests or 0)
-                                    * latency_ms / 1000 / concurrency, 2),
+                                    * LatencySpec(LATENCY_PROFILE, latency_ms).mean_ms / 1000
+                                    / concurrency, 2),
     }
     return measures, kinds, figures
 
@@ -328,6 +344,7 @@ def main(latency_ms: float, workflows: int, runs: int, nodes: int, concurrency: 
     work = Path(tempfile.mkdtemp(prefix="onepin-bench-"))
     results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M"),
                                "config": {"latency_ms": latency_ms, "concurrency": concurrency,
+                                          "latency_profile": LATENCY_PROFILE,
                                           **asdict(world), "throughput_rows": throughput_rows,
                                           "faults": FAULTS,
                                           "incremental_workflows": incremental_workflows,
@@ -335,7 +352,8 @@ def main(latency_ms: float, workflows: int, runs: int, nodes: int, concurrency: 
     measures: dict[str, Measure] = {}
     try:
         console.print(f"[bold]Network: {workflows} workflows x {runs} runs x {nodes} nodes, "
-                      f"{latency_ms:g} ms latency, concurrency {concurrency}[/]")
+                      f"{LATENCY_PROFILE} latency, median {latency_ms:g} ms, concurrency "
+                      f"{concurrency}[/]")
         with simulator_process(world, latency_ms) as (base_url, api_key):
             env = {**os.environ, "ONEPIN_BASE_URL": base_url, "ONEPIN_API_KEY": api_key,
                    "RUNTIME__DLT_TELEMETRY": "false"}
@@ -354,6 +372,14 @@ def main(latency_ms: float, workflows: int, runs: int, nodes: int, concurrency: 
                 ["project", str(work / "faults.duckdb"), str(work / "faults_pipelines"),
                  "--concurrency", str(concurrency)], env, base_url)
             _admin(base_url, "faults", {"share_429": 0, "share_5xx": 0})
+        # The same full load on a server that answers in constant time, for comparison
+        with simulator_process(world, latency_ms, profile="constant") as (base_url, api_key):
+            env = {**os.environ, "ONEPIN_BASE_URL": base_url, "ONEPIN_API_KEY": api_key,
+                   "RUNTIME__DLT_TELEMETRY": "false"}
+            measures["constant"] = run_job(
+                "project full load, constant latency",
+                ["project", str(work / "constant.duckdb"), str(work / "constant_pipelines"),
+                 "--concurrency", str(concurrency)], env, base_url)
         identical = tables_digest(work / "faults.duckdb") == tables_digest(work /
                                                                          "project.duckdb")
         results["faults_tables_identical"] = identical
@@ -399,7 +425,8 @@ def main(latency_ms: float, workflows: int, runs: int, nodes: int, concurrency: 
 def figures(m: dict[str, Measure], latency_ms: float, concurrency: int) -> dict[str, Any]:
     project, naive = m["project"], m["naive"]
     raw_rate = m["raw"].rows_per_s
-    fetch_floor = (project.requests or 0) * latency_ms / 1000 / concurrency
+    mean_ms = LatencySpec(LATENCY_PROFILE, latency_ms).mean_ms
+    fetch_floor = (project.requests or 0) * mean_ms / 1000 / concurrency
     load_floor = project.step_rows / raw_rate if raw_rate else 0.0
     floor = fetch_floor + load_floor
     return {
@@ -407,6 +434,7 @@ def figures(m: dict[str, Measure], latency_ms: float, concurrency: int) -> dict[
         "lower_bound_fetch_s": round(fetch_floor, 2),
         "lower_bound_load_s": round(load_floor, 3),
         "speedup_vs_naive": round(naive.wall_s / project.wall_s, 2),
+        "constant_latency_s": m["constant"].wall_s if "constant" in m else None,
         "project_vs_lower_bound": round(project.wall_s / floor, 2) if floor else None,
         "reload_requests": m["reload"].requests,
         "reload_vs_full_time": round(m["reload"].wall_s / project.wall_s, 3),
@@ -443,6 +471,7 @@ def write_into_page(table: str, page: Path) -> None:
 
 def markdown(results: dict[str, Any]) -> str:
     """The performance page's table: every job, then the figures, then the machine."""
+    cfg = results["config"]
     lines = ["| job | wall s | steps in table | steps/s | requests | peak RSS MB |",
              "|---|---:|---:|---:|---:|---:|"]
     for m in results["measures"].values():
@@ -451,7 +480,9 @@ def markdown(results: dict[str, Any]) -> str:
                      f"{_rate(m['rows_per_s'])} | {requests_made} | {m['peak_rss_mb']:.0f} |")
     f = results["figures"]
     lines += _two_columns(("figure", "value"), [
-        ("speed-up over dlt `rest_api`", f"{f['speedup_vs_naive']}×"),
+        (f"speed-up over dlt `rest_api` ({cfg['latency_profile']} latency)",
+         f"{f['speedup_vs_naive']}×"),
+        ("the same full load at a constant latency", f"{f['constant_latency_s']} s"),
         (f"full load ÷ lower bound ({f['lower_bound_fetch_s']} s fetching + "
          f"{f['lower_bound_load_s']} s raw insert)", f"{f['project_vs_lower_bound']}×"),
         ("unchanged re-load: requests, time ÷ full load",
@@ -484,15 +515,16 @@ def markdown(results: dict[str, Any]) -> str:
         (f"after `onepin-etl compact` (÷ after 1 load: {comp['compacted_vs_first']}×)",
          str(comp["after_compaction_s"]))])
     mach = results["machine"]
-    cfg = results["config"]
     lines += ["", f"Measured {results['started']} UTC on {mach['cores']} cores "
               f"({mach['cpu']}), {mach['memory_gib']} GiB, {mach['os']}, Python "
               f"{mach['python']}, dlt {mach['dlt']}, duckdb {mach['duckdb']}, pyarrow "
               f"{mach['pyarrow']}; {cfg['workflows']} workflows × {cfg['runs']} runs × "
-              f"{cfg['nodes']} nodes, {cfg['latency_ms']:g} ms latency, concurrency "
+              f"{cfg['nodes']} nodes, {cfg['latency_profile']} latency, median "
+              f"{cfg['latency_ms']:g} ms (the constant row: always {cfg['latency_ms']:g} ms), "
+              "concurrency "
               f"{cfg['concurrency']}, {cfg['throughput_rows']:,} steps without network; "
               f"incremental: {cfg['incremental_workflows']:,} workflows × 3 runs, "
-              f"{cfg['incremental_latency_ms']:g} ms latency."]
+              f"{cfg['latency_profile']} latency, median {cfg['incremental_latency_ms']:g} ms."]
     return "\n".join(lines) + "\n"
 
 

@@ -15,13 +15,12 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
-from onepin_etl.destinations import Target
 from onepin_etl.errors import NoDataError, exit_code
 from onepin_etl.settings import (
     DEFAULT_DATASET,
@@ -30,8 +29,12 @@ from onepin_etl.settings import (
     DEFAULT_PIPELINE_NAME,
     DOCTOR_MAX_REQUESTS,
 )
+from onepin_sim.latency import DEFAULT_CAPACITY, PROFILES
 from onepin_source.errors import ConfigError, OnepinError
 from onepin_source.settings import DEFAULT_CONCURRENCY, DEFAULT_LOOKBACK_MINUTES, MAX_CONCURRENCY
+
+if TYPE_CHECKING:
+    from onepin_etl.destinations import Target
 
 F = TypeVar("F", bound=Callable[..., Any])
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -380,6 +383,8 @@ def check(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
                 f"{result.steps_recent} recent and {result.steps_baseline} baseline steps; "
                 f"newest run {newest}", highlight=False)
     if webhook:
+        from onepin_etl.destinations import Target
+
         target = Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name,
                         pipelines_dir)
         sent = notify.send_if_changed(webhook, target, result, as_of=config.as_of,
@@ -402,6 +407,8 @@ def _check_shard(shard: str | None) -> None:
 def _readable(destination: str, duckdb_path: str, parquet_dir: str, dataset: str) -> Target:
     """Where a reader (report, check, sql) finds the data; refused before anything else when
     readers cannot open that kind of destination."""
+    from onepin_etl.destinations import Target
+
     target = Target(destination, duckdb_path, parquet_dir, dataset)
     target.check_readable()
     _require_local_files(target)
@@ -494,6 +501,7 @@ def doctor(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
     """Check configuration, API, API contract and destination in one read-only pass. Exit 0 when
     a load can start, else 2 configuration, 3 authentication, 4 API, 5 destination."""
     from onepin_etl import doctor as checkup
+    from onepin_etl.destinations import Target
     from onepin_etl.doctor.render import lines
 
     found = checkup.run(Target(destination, duckdb_path, parquet_dir, dataset, pipeline_name,
@@ -519,6 +527,7 @@ def doctor(destination: str, duckdb_path: str, parquet_dir: str, dataset: str,
 def compact(parquet_dir: str, dataset: str, pipeline_name: str | None,
             pipelines_dir: str | None, wait_s: float) -> None:
     """Rewrite a Parquet folder to the latest version of each row: one file per table."""
+    from onepin_etl.destinations import Target
     from onepin_etl.pipeline import pipeline_lock
 
     target = Target("parquet", parquet_dir=parquet_dir, dataset=dataset,
@@ -598,8 +607,15 @@ def demo(out_dir: str) -> None:
 @click.option("--nodes", type=int, default=8, show_default=True, help="Nodes per workflow.")
 @click.option("--run-interval", type=int, default=3600, show_default=True,
               help="Simulated seconds between two runs of a workflow.")
-@click.option("--latency-ms", type=float, default=0.0, show_default=True)
-@click.option("--jitter-ms", type=float, default=0.0, show_default=True)
+@click.option("--latency-ms", type=float, default=0.0, show_default=True,
+              help="The median answer time (the profile spreads the others around it).")
+@click.option("--latency-profile", type=click.Choice(PROFILES), default="constant",
+              show_default=True, help="How answer times vary (docs/simulator.md).")
+@click.option("--capacity", type=click.IntRange(min=1), default=DEFAULT_CAPACITY,
+              show_default=True,
+              help="saturating: requests served at once; the others queue.")
+@click.option("--jitter-ms", type=float, default=0.0, show_default=True,
+              help="constant: a uniform 0..N ms added to every answer.")
 @click.option("--share-429", type=float, default=0.0, show_default=True)
 @click.option("--retry-after", type=int, default=1, show_default=True)
 @click.option("--rate-limit", type=int, default=0, show_default=True,
@@ -617,7 +633,8 @@ def demo(out_dir: str) -> None:
               help="Share of steps served in undocumented shapes (missing fields, wrong types…).")
 @click.option("--fault-seed", type=int, default=0, show_default=True)
 def sim(host: str, port: int, seed: int, workflows: int, runs: int, nodes: int,
-        run_interval: int, latency_ms: float, jitter_ms: float, share_429: float,
+        run_interval: int, latency_ms: float, latency_profile: str, capacity: int,
+        jitter_ms: float, share_429: float,
         retry_after: int, rate_limit: int, rate_window: int, rate_sliding: bool,
         rate_limit_headers: bool, share_5xx: float,
         share_malformed: float, share_dropped: float, odd_steps: float,
@@ -625,7 +642,8 @@ def sim(host: str, port: int, seed: int, workflows: int, runs: int, nodes: int,
     """Serve the Onepin API simulator until interrupted."""
     from onepin_sim import FaultConfig, Simulator, WorldConfig
 
-    faults = FaultConfig(latency_ms=latency_ms, jitter_ms=jitter_ms, share_429=share_429,
+    faults = FaultConfig(latency_ms=latency_ms, jitter_ms=jitter_ms,
+                         latency_profile=latency_profile, capacity=capacity, share_429=share_429,
                          retry_after_s=retry_after, rate_limit_per_min=rate_limit,
                          rate_window_s=rate_window, rate_sliding=rate_sliding,
                          rate_limit_headers=rate_limit_headers,

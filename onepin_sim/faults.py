@@ -11,13 +11,17 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from onepin_sim.latency import DEFAULT_CAPACITY, Latency, LatencySpec
+
 
 @dataclass
 class FaultConfig:
     """What can go wrong, and how often. Shares are probabilities per API request."""
 
-    latency_ms: float = 0.0
-    jitter_ms: float = 0.0
+    latency_ms: float = 0.0  # the median answer time (onepin_sim.latency)
+    jitter_ms: float = 0.0  # the constant profile only: uniform 0..jitter added
+    latency_profile: str = "constant"  # constant, uniform, lognormal, bimodal, saturating
+    capacity: int = DEFAULT_CAPACITY  # the saturating server's workers
     share_429: float = 0.0
     retry_after_s: int = 1
     rate_limit_per_min: int = 0  # 0 = unlimited; else requests per key per window
@@ -31,6 +35,7 @@ class FaultConfig:
     share_malformed: float = 0.0
     share_dropped: float = 0.0
     odd_steps: float = 0.0  # share of steps served in undocumented shapes (see odd.py)
+    record_requests: bool = False  # keep every API request's path and query (/_sim/requests)
     seed: int = 0
 
     def update(self, values: dict[str, Any]) -> None:
@@ -39,6 +44,10 @@ class FaultConfig:
             if name not in known:
                 raise ValueError(f"unknown fault knob {name!r}; known: {', '.join(known)}")
             setattr(self, name, type(getattr(self, name))(value))
+        self.latency_spec()  # an unknown profile or a capacity under 1 is refused here
+
+    def latency_spec(self) -> LatencySpec:
+        return LatencySpec(self.latency_profile, self.latency_ms, self.jitter_ms, self.capacity)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,11 +80,16 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._window: tuple[int, Counter[str]] = (0, Counter())
         self._accepted: dict[str, deque[float]] = {}  # sliding window: accepted requests' times
+        self._latency = Latency(config.latency_spec(), config.seed)
 
-    def latency_s(self) -> float:
+    @property
+    def latency(self) -> Latency:
+        """The answer times of the current configuration (a new one when it changed)."""
+        spec = self.config.latency_spec()
         with self._lock:
-            jitter = self._rng.uniform(0, self.config.jitter_ms) if self.config.jitter_ms else 0.0
-        return (self.config.latency_ms + jitter) / 1000
+            if self._latency.spec != spec:
+                self._latency = Latency(spec, self.config.seed)
+            return self._latency
 
     def quota(self, key: str) -> QuotaState | None:
         """The key's quota after this request (None: no quota configured). A fixed window
@@ -138,17 +152,28 @@ class RequestStats:
         self._times: list[float] = []  # when each request was answered (monotonic), in order
         self._answered: list[float] = []  # the same, for requests not answered 429
         self._in_progress = 0  # API requests being handled (counted when answered)
+        self.most_in_flight = 0  # the most API requests handled at once since the last reset
+        self._handled_s: list[float] = []  # how long each API request took to answer
+        self.paths: list[str] = []  # each API request's path and query, when recorded
         self._idle = threading.Condition(self._lock)
 
-    def begin(self) -> None:
+    def begin(self) -> float:
+        """An API request arrived; returns when, for :meth:`end`."""
         with self._lock:
             self._in_progress += 1
+            self.most_in_flight = max(self.most_in_flight, self._in_progress)
+        return time.monotonic()
 
-    def end(self) -> None:
+    def end(self, began: float) -> None:
         with self._lock:
             self._in_progress -= 1
+            self._handled_s.append(time.monotonic() - began)
             if not self._in_progress:
                 self._idle.notify_all()
+
+    def record(self, path: str) -> None:
+        with self._lock:
+            self.paths.append(path)
 
     def wait_idle(self, timeout_s: float = 10.0) -> bool:
         """Wait until no API request is being handled (a killed client's last requests are
@@ -174,6 +199,9 @@ class RequestStats:
             self.faults.clear()
             self._times.clear()
             self._answered.clear()
+            self._handled_s.clear()
+            self.paths.clear()
+            self.most_in_flight = self._in_progress
 
     def most_in_any_window(self, window_s: float, *, answered: bool = False) -> int:
         """The most requests (or requests not answered 429) in any ``window_s`` seconds."""
@@ -186,6 +214,10 @@ class RequestStats:
         most = {"window_s": window_s, "requests": self.most_in_any_window(window_s),
                 "answered": self.most_in_any_window(window_s, answered=True)}
         with self._lock:
+            handled = sorted(self._handled_s)
             return {"requests": dict(self.requests), "total": sum(self.requests.values()),
+                    "answer_ms": {f"p{q}": round(1000 * handled[int(q / 100 * (len(handled) - 1))],
+                                                 1) if handled else None for q in (50, 95)},
                     "statuses": {str(k): v for k, v in self.statuses.items()},
-                    "faults": dict(self.faults), "most_in_any_window": most}
+                    "faults": dict(self.faults), "most_in_any_window": most,
+                    "most_in_flight": self.most_in_flight}

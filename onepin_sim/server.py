@@ -13,7 +13,6 @@ import re
 import socket
 import sys
 import threading
-import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -148,11 +147,13 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path.startswith(ADMIN_PREFIX):
             self._admin("GET", url.path, parse_qs(url.query))
             return
-        self.simulator.stats.begin()
+        began = self.simulator.stats.begin()
         try:
             self._api(url.path, parse_qs(url.query, keep_blank_values=True))
         finally:
-            self.simulator.stats.end()
+            self.simulator.stats.end(began)
+        if self.simulator.faults.record_requests:
+            self.simulator.stats.record(self.path)
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
         url = urlsplit(self.path)
@@ -168,9 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._quota_headers = {}
         matched = api.route(path)
         kind = matched[0] if matched else "unknown"
-        delay = sim.injector.latency_s()
-        if delay:
-            time.sleep(delay)
+        sim.injector.latency.serve()
         key = self._authenticate()
         if isinstance(key, api.ApiError):
             sim.stats.count(kind, key.status)
@@ -248,6 +247,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif name == "stats" and verb == "GET":  # ?window=S: the most requests in any S s
                 window = float((query.get("window") or [str(sim.faults.rate_window_s)])[0])
                 self._send(200, json.dumps(sim.stats.snapshot(window)).encode())
+                return
+            elif name == "requests" and verb == "GET":  # recorded with record_requests
+                self._send(200, json.dumps(sim.stats.paths).encode())
                 return
             elif name == "stats/reset" and verb == "POST":
                 sim.stats.reset()

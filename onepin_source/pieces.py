@@ -10,8 +10,13 @@ unchanged, open runs included (:meth:`incremental.RunTracker.done_in_this_pass`)
 reads those open runs again, as every pass does.
 
 The workflow list is read once per load; each piece takes the next workflows in list order until
-their estimated runs reach its budget (a load of at most
-:data:`~onepin_source.settings.ONE_PIECE_RUNS` is one piece, unless it has a time box):
+their new runs (estimated from the list item and the marks: runs never loaded) reach its budget.
+Workflows with no new runs cost nothing there: re-reading the runs that were open costs a
+listing a workflow, and whether their steps moved is only known then, so a re-load that found
+little new is one piece however many workflows it re-reads (a piece still stops starting
+workflows after ``PIECE_SECONDS``). A load of at most
+:data:`~onepin_source.settings.ONE_PIECE_RUNS` new runs is one piece, unless it has a time box;
+otherwise:
 :data:`~onepin_source.settings.FIRST_PIECE_RUNS` for the first piece (analysts see data within
 seconds; the rate is measured on it), then what the rate measured so far (if any) fetches in
 :data:`~onepin_source.settings.PIECE_SECONDS`, at most
@@ -35,7 +40,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from onepin_source.incremental import workflow_fingerprint
+from onepin_source.incremental import open_runs_now, workflow_fingerprint
 from onepin_source.readahead import ReadAhead
 from onepin_source.settings import (
     FIRST_PIECE_RUNS,
@@ -73,12 +78,13 @@ class Pieces:
         self._started: set[str] = set()
         self._reserved: int | None = None  # how many workflows the next piece takes
         self._piece_began = self.began
-        self._costs: dict[str, int] = {}  # workflow id -> estimated runs to load
-        self._fresh: set[str] = set()  # workflows with runs never loaded (estimated)
+        self._costs: dict[str, int] = {}  # workflow id -> estimated new runs (the budget's unit)
+        self._runs: dict[str, int] = {}  # workflow id -> estimated runs to load, open ones too
+        self._requests: dict[str, tuple[int, int]] = {}  # workflow id -> estimated_requests()
         self._progressed = False  # a fresh workflow was started by this load
         self._lock = threading.Lock()
         self.pieces = 0
-        self.runs_total = 0  # estimated runs of the whole load
+        self.runs_total = 0  # estimated new runs of the whole load
         self.steps_requests = 0  # steps requests made (one per run whose steps are fetched)
 
     # ---- called by the source, inside an extract ----------------------------------------------
@@ -93,9 +99,11 @@ class Pieces:
             reserved, self._reserved = self._reserved, None
             if self._queue is None:
                 self._queue = deque(list_workflows())
-                self._costs = {w["id"]: estimated_runs(w, recorded(w["id"])) for w in self._queue}
-                self._fresh = {w["id"] for w in self._queue
-                               if estimated_runs(w, recorded(w["id"]), fresh=True)}
+                for workflow in self._queue:
+                    marks = recorded(workflow["id"])
+                    self._costs[workflow["id"]] = estimated_runs(workflow, marks, fresh=True)
+                    self._runs[workflow["id"]] = estimated_runs(workflow, marks)
+                    self._requests[workflow["id"]] = estimated_requests(workflow, marks)
                 self.runs_total = sum(self._costs.values())
             elif not_started := self._not_started():
                 self._queue.extendleft(reversed(not_started))
@@ -176,7 +184,7 @@ class Pieces:
             if self._progressed and (piece_over or self.time_is_up()):
                 return False
             self._started.add(workflow_id)
-            self._progressed = self._progressed or workflow_id in self._fresh
+            self._progressed = self._progressed or self._costs.get(workflow_id, 0) > 0
             return True
 
     def fetched_steps(self, requests: int) -> None:
@@ -199,25 +207,35 @@ class Pieces:
         return self._queue is not None and not self._queue and not self._not_started()
 
     def left(self) -> tuple[int, int]:
-        """``(workflows, estimated runs)`` not processed yet."""
+        """``(workflows, estimated runs)`` not processed yet (runs open at the last load
+        included: they are read again)."""
         with self._lock:
-            rest = [*(self._queue or ()), *self._not_started()]
-            return len(rest), sum(self._costs.get(w["id"], 0) for w in rest)
+            rest = self._rest()
+            return len(rest), sum(self._runs.get(w["id"], 0) for w in rest)
+
+    def _rest(self) -> list[Workflow]:
+        return [*(self._queue or ()), *self._not_started()]
 
     def elapsed_s(self) -> float:
         return self._clock() - self.began
 
+    def requests_done(self) -> int:
+        """Requests sent so far (the limiter's count, retries and reading ahead included)."""
+        sent = getattr(self._limiter, "sent", None)
+        return sent if isinstance(sent, int) else self.steps_requests
+
     def describe(self) -> str:
         """Progress on one line: requests done and left, the rate, an ETA, the quota."""
-        workflows_left, runs_left = self.left()
-        done, elapsed = self.steps_requests, max(self.elapsed_s(), 1e-3)
-        todo = estimated_requests(runs_left)
+        with self._lock:
+            rest = self._rest()
+            sure = sum(self._requests.get(w["id"], (0, 0))[0] for w in rest)
+            maybe = sum(self._requests.get(w["id"], (0, 0))[1] for w in rest)
+            runs_left = sum(self._runs.get(w["id"], 0) for w in rest)
+        done, elapsed = self.requests_done(), max(self.elapsed_s(), 1e-3)
         rate = done / elapsed
-        eta = ("none left" if not todo else f"ETA {_duration(todo / rate)}" if rate > 0
-               else "ETA unknown")
-        line = (f"piece {self.pieces}: {done:,} steps requests done in {_duration(elapsed)} "
-                f"({rate:.1f}/s); ~{todo:,} requests left for {workflows_left:,} workflows "
-                f"(~{runs_left:,} runs), {eta}")
+        line = (f"piece {self.pieces}: {done:,} requests done in {_duration(elapsed)} "
+                f"({rate:.1f}/s); ~{_requests_left(sure, maybe)} requests left for "
+                f"{len(rest):,} workflows (~{runs_left:,} runs), {_eta(sure, maybe, rate)}")
         describe = getattr(self._limiter, "describe", None)
         quota = describe() if callable(describe) else None
         return f"{line}; {quota}" if quota else line
@@ -243,9 +261,44 @@ def estimated_runs(workflow: Mapping[str, Any], state: WorkflowState, *,
     return max(0, runs_count - int(before[1] or 0)) + open_runs
 
 
-def estimated_requests(runs: int) -> int:
-    """Requests that loading ``runs`` runs costs: one steps request each, one page per 100."""
-    return runs + -(-runs // PAGE_SIZE)
+def estimated_requests(workflow: Mapping[str, Any], state: WorkflowState) -> tuple[int, int]:
+    """Requests a load of ``workflow`` makes, as ``(sure, maybe)``: *sure* are the listing
+    pages and the steps of its new runs; *maybe* the steps of the runs open at the last load
+    (fetched only for those that moved; one ended is also read by id)."""
+    fingerprint = workflow_fingerprint(workflow)
+    before = state.fingerprint
+    new = estimated_runs(workflow, state, fresh=True)
+    if before is None:
+        return new + _pages(new), 0
+    open_runs = 0 if state.done_in_this_pass else len(state.open_runs)
+    if before == fingerprint and not open_runs:
+        return 0, 0
+    listing = _pages(new) if before != fingerprint else 0
+    reread = min(open_runs, _pages(open_runs_now(fingerprint) or open_runs)) if open_runs else 0
+    return listing + reread + new, open_runs
+
+
+def _pages(items: int) -> int:
+    """Pages a listing of ``items`` takes (one, even when empty)."""
+    return max(1, -(-items // PAGE_SIZE))
+
+
+def _requests_left(sure: int, maybe: int) -> str:
+    return f"{sure:,}" if not maybe else f"{sure:,}-{sure + maybe:,}"
+
+
+def _eta(sure: int, maybe: int, rate: float) -> str:
+    """When the load should end at ``rate`` requests a second: a time when the requests left
+    are known to within 2x (the middle of the range is then within 2x of any count in it),
+    else "unknown" with the range."""
+    if not sure + maybe:
+        return "none left"
+    if rate <= 0:
+        return "ETA unknown"
+    low, high = sure / rate, (sure + maybe) / rate
+    if high > 2 * low:
+        return f"ETA unknown ({_duration(low)} to {_duration(high)})"
+    return f"ETA {_duration((low + high) / 2)}"
 
 
 def _duration(seconds: float) -> str:

@@ -43,7 +43,18 @@ SPENT_AFTER_429S = 5
 # it is taken in whole seconds, rounded down unless this close below the next whole second
 # (quota.QuotaWindow._length): learned long costs whole windows, short one 429 a window.
 WHOLE_SECONDS_WITHIN_S = 0.25
-RTT_BASELINE_SAMPLES = 2000  # the fastest latency seen is re-measured every this many answers
+# The congestion limit (onepin_source/congestion.py): answers judged in windows of at least
+# WINDOW_ANSWERS; the baseline is the latency of PROBE_ANSWERS answers sent with at most
+# PROBE_IN_FLIGHT in flight, re-measured at least every PROBE_INTERVAL_S; a window below
+# GROW_BELOW x the baseline lets the limit rise, one above SHRINK_ABOVE x lowers it.
+WINDOW_ANSWERS = 16
+PROBE_ANSWERS = 16
+PROBE_IN_FLIGHT = 4
+PROBE_INTERVAL_S = 10.0
+PROBE_AFTER_LOWERED_S = 1.0
+BASELINE_ANSWERS = 48
+GROW_BELOW = 1.3
+SHRINK_ABOVE = 2.0
 # How long one request may keep meeting 429s (waiting each one's Retry-After) before it fails:
 # a spent quota's window is a minute or less, so 15 minutes means the key is blocked.
 QUOTA_PATIENCE_S = 900.0

@@ -3,22 +3,22 @@
 All requests of a source go through one :class:`RequestLimiter`, applied by the adapter mounted
 on the shared session. Three things bound them:
 
-- **Congestion** (requests in flight). The limit starts at ``START_CONCURRENCY`` (8) and moves
-  like a gradient/Vegas limiter: after each round of answers (as many as the limit) it rises
-  while the round's latency stays near the fastest seen, holds when latency grows, and falls
-  when latency more than doubles. A 429 halves it (once per burst). ``concurrency`` is the hard
-  cap (default 32): ``--concurrency 1`` means one request at a time. Until the API has said
-  anything of a quota, it rises only by one for every ``ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN``
-  (16) answers: the requests in flight when a quota first runs out all meet 429s.
+- **Congestion** (requests in flight): :class:`onepin_source.congestion.CongestionLimit`. It
+  starts at ``START_CONCURRENCY`` (8), rises while answers stay about as fast as the server's
+  answers at low concurrency, and falls when they are much slower (the server queues them); a
+  429 halves it, a 5xx or a connection error takes a quarter off (once per burst).
+  ``concurrency`` is the hard cap (default 32): ``--concurrency 1`` means one request at a
+  time. Until the API has said anything of a quota, it rises only by one for every
+  ``ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN`` (16) answers: the requests in flight when a quota
+  first runs out all meet 429s.
 - **The API's quota** (:class:`onepin_source.quota.QuotaWindow`): learned from rate-limit
   headers, or from 429s; when a window's requests are spent, nobody sends until it turns.
 - **A budget** (``max_requests_per_minute``): never more than N requests in any 60 s.
 
 A 429 does not use up a request's retries: the adapter waits for the window (``Retry-After``)
 and sends the request again, ahead of requests that have not been sent yet, for up to
-``QUOTA_PATIENCE_S``. Before, a request that met a spent quota four times in a row lost its
-retries to the other threads, which took the new window's requests first, and the load failed
-(exit 4 on a server allowing 40 requests per 2 s).
+``QUOTA_PATIENCE_S``: otherwise a request that met a spent quota four times in a row would lose
+its retries to the other threads, which take the new window's requests first.
 """
 
 from __future__ import annotations
@@ -28,23 +28,32 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 
+from onepin_source.congestion import CongestionLimit
 from onepin_source.quota import Quota, QuotaWindow, SlidingBudget, retry_delay_s
 from onepin_source.settings import (
     ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN,
     QUOTA_PATIENCE_S,
-    RTT_BASELINE_SAMPLES,
     START_CONCURRENCY,
 )
 
 log = logging.getLogger(__name__)
 _BUDGET_WINDOW_S = 60.0
 _NO_RETRY_AFTER_S = 1.0  # a 429 that names no wait: try again after a second
+_ERROR_BACKOFF = 0.75  # a 5xx or a connection error: a quarter fewer in flight
 _giving_up = threading.local()  # the event that makes this thread's waiting requests give up
+
+
+class Sent(NamedTuple):
+    """A request let go by :meth:`RequestLimiter.acquire`: when, and with how many in flight
+    (itself included)."""
+
+    at: float
+    in_flight: int
 
 
 class GivenUp(Exception):
@@ -75,12 +84,13 @@ class RequestLimiter:
         ``patience_s``: how long a request may keep meeting 429s (0: the first is final)."""
         self.patience_s = patience_s
         self.max_limit = concurrency
-        self.limit = min(START_CONCURRENCY, concurrency)
+        self.congestion = CongestionLimit(concurrency, start=START_CONCURRENCY, clock=clock)
         self.in_flight = 0
         self.sent = 0
         self.answered = 0
         self.throttled = 0  # 429s
         self.slowdowns = 0  # 429 bursts that lowered the limit
+        self.errors = 0  # 5xx answers and connection errors
         self.quota_waits = 0  # times everybody waited for the quota's window to turn
         self.window = QuotaWindow(learned)
         self.budget = SlidingBudget(max_requests_per_minute, _BUDGET_WINDOW_S) \
@@ -88,14 +98,15 @@ class RequestLimiter:
         self._clock = clock
         self._cond = threading.Condition()
         self._urgent = 0  # requests waiting to be sent again after a 429: they go first
-        self._burst_until = 0.0  # 429s before this belong to the burst already acted on
-        self._round: list[float] = []  # latencies of the current round of answers
-        self._fastest = float("inf")  # the fastest latency of the recent rounds
-        self._baseline_left = RTT_BASELINE_SAMPLES
+
+    @property
+    def limit(self) -> int:
+        """Requests that may be in flight now (the congestion limit)."""
+        return self.congestion.limit
 
     # ---- the gate ----------------------------------------------------------------------------
-    def acquire(self, *, urgent: bool = False) -> float:
-        """Wait until a request may go; returns the clock at sending (for its latency). Raises
+    def acquire(self, *, urgent: bool = False) -> Sent:
+        """Wait until a request may go; returns when it went, for its latency. Raises
         :class:`GivenUp` instead, unsent, once this thread's :func:`given_up_when` event is set
         and the limiter woken."""
         give_up: threading.Event | None = getattr(_giving_up, "event", None)
@@ -117,7 +128,7 @@ class RequestLimiter:
                         self.window.sent(sent_at)
                         if self.budget:
                             self.budget.sent()
-                        return sent_at
+                        return Sent(sent_at, self.in_flight)
                     self._cond.wait(timeout=wait)
             finally:
                 if urgent:
@@ -142,10 +153,11 @@ class RequestLimiter:
             return None
         return max(w for w in waits if w is not None)
 
-    def release(self, status: int | None, headers: Any = None, sent_at: float | None = None,
+    def release(self, status: int | None, headers: Any = None, sent: Sent | None = None,
                 retry_after_s: float | None = None) -> None:
         """A request ended: ``status`` None for a connection error."""
         headers = headers or {}
+        sent_at = sent.at if sent is not None else None
         with self._cond:
             now = self._clock()
             self.in_flight -= 1
@@ -160,8 +172,13 @@ class RequestLimiter:
             elif status is not None:
                 self.answered += 1
                 self.window.answered(headers, now, self.in_flight, sent_at)
-                if status < 400 and sent_at is not None:
-                    self._on_answer(now - sent_at)
+                if status >= 500:
+                    self._on_error()
+                elif status < 400 and sent is not None:
+                    self.congestion.answered(now - sent.at, sent.in_flight,
+                                             ceiling=self._until_quota_known())
+            else:
+                self._on_error()
             # Wake as many waiters as slots were freed, not all of them: with several batches'
             # pools waiting, waking every thread on every answer made the 50 x 100 full load
             # 1.4x slower. Requests sent again after a 429 go first, a window that turned lets
@@ -176,13 +193,9 @@ class RequestLimiter:
     def _on_429(self, now: float, retry_after_s: float | None, headers: Any,
                 sent_at: float | None) -> None:
         delay = _NO_RETRY_AFTER_S if retry_after_s is None else retry_after_s
-        self._round.clear()
-        if now >= self._burst_until:
-            self._burst_until = now + min(delay, 1.0)
-            if self.limit > 1:
-                self.limit = max(1, self.limit // 2)
-                self.slowdowns += 1
-                log.info("429 from the API: %d requests in flight at most now", self.limit)
+        if self.congestion.backed_off(0.5, burst_s=min(delay, 1.0)):
+            self.slowdowns += 1
+            log.info("429 from the API: %d requests in flight at most now", self.limit)
         was_waiting = self.window.reset_at is not None
         self.window.throttled(delay, headers, now, sent_at)
         if self.window.reset_at is not None and not was_waiting:
@@ -190,24 +203,11 @@ class RequestLimiter:
             log.info("the API's quota is spent: everybody waits %.1f s (%s)", delay,
                      self.describe() or "quota not yet known")
 
-    def _on_answer(self, latency: float) -> None:
-        """Gradient step once per round: grow while latency stays near the fastest seen."""
-        self._round.append(latency)
-        if len(self._round) < self.limit:
-            return
-        average = sum(self._round) / len(self._round)
-        self._fastest = min(self._fastest, min(self._round))
-        self._baseline_left -= len(self._round)
-        if self._baseline_left <= 0:  # forget an old fastest: the path may have changed
-            self._fastest = min(self._round)
-            self._baseline_left = RTT_BASELINE_SAMPLES
-        self._round.clear()
-        gradient = self._fastest / average if average > 0 else 1.0
-        if gradient >= 0.8 and self.limit < self.max_limit:
-            self.limit = max(self.limit, min(self.max_limit, self.limit + max(1, self.limit // 4),
-                                             self._until_quota_known()))
-        elif gradient < 0.5 and self.limit > 1:
-            self.limit = max(1, int(self.limit * 0.9))
+    def _on_error(self) -> None:
+        """A 5xx or a connection error (a timeout, a dropped connection): fewer in flight."""
+        self.errors += 1
+        if self.congestion.backed_off(_ERROR_BACKOFF):
+            log.info("server error or no answer: %d requests in flight at most now", self.limit)
 
     def _until_quota_known(self) -> int:
         """The most in flight while the API has said nothing of a quota: the requests in
@@ -265,7 +265,7 @@ class LimitedAdapter(HTTPAdapter):
 
     def _send_once(self, request: PreparedRequest, urgent: bool, *args: Any,
                    **kwargs: Any) -> Response:
-        sent_at = self.limiter.acquire(urgent=urgent)
+        sent = self.limiter.acquire(urgent=urgent)
         status: int | None = None
         headers: Any = None
         delay: float | None = None
@@ -278,4 +278,4 @@ class LimitedAdapter(HTTPAdapter):
                 delay = retry_delay_s(headers)
             return response
         finally:
-            self.limiter.release(status, headers, sent_at, delay)
+            self.limiter.release(status, headers, sent, delay)

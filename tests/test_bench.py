@@ -24,7 +24,7 @@ def test_quick_benchmark_reports_every_figure(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(out.read_text())
     assert set(results["measures"]) == {
-        "project", "reload", "naive", "faults", "arrow", "arrow_again", "dicts", "raw",
+        "project", "reload", "naive", "faults", "constant", "arrow", "arrow_again", "dicts", "raw",
         "inc_first_earlier", "inc_first_changes", "inc_unchanged_earlier",
         "inc_unchanged_changes"}
     incremental = results["incremental"]
@@ -103,3 +103,31 @@ def test_resume_benchmark_reports_every_kill(tmp_path: Path) -> None:
     assert [r["killed_at"] for r in rows] == [0.25, 0.5, 0.75, 0.95]
     assert all(r["clean_requests"] == 241 for r in rows)  # 1 + 60 x (1 page + 3 steps)
     assert (tmp_path / "resume.md").read_text().startswith("| killed at |")
+
+
+@pytest.mark.slow
+def test_quick_latency_benchmark_sets_each_load_beside_fixed_concurrency_and_a_plain_fetch(
+        tmp_path: Path) -> None:
+    out = tmp_path / "latency.json"
+    done = subprocess.run([sys.executable, "-m", "bench.latency", "--quick", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["profile"] for r in rows] == ["lognormal", "bimodal"]
+    for row in rows:
+        assert row["requests"] == 1 + 4 + 4 * 20  # the workflows page, 4 listings, 80 steps
+        assert set(row["fixed_s"]) == {"32"} and row["fetch_s"] > 0
+        assert row["vs_best_fixed"] > 0 and row["default_most_in_flight"] >= 1
+
+
+@pytest.mark.slow
+def test_scale_benchmark_reports_the_first_load_and_both_re_loads(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    done = subprocess.run([sys.executable, "-m", "bench.scale", "--sizes", "30", "--out",
+                           str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["first"]["requests"] == 1 + 30 + 300 and row["first"]["packages"] >= 1
+    assert row["unchanged"]["packages"] == 1 and row["one_changed"]["new_runs"] >= 1
+    assert row["one_changed"]["packages"] <= 2

@@ -153,7 +153,7 @@ def test_a_first_load_commits_in_pieces_with_exact_tables(big: Simulator, workdi
     assert result.output.splitlines()[-1] == (
         "Loaded 6 workflows, 360 runs, 1445 run_steps into onepin_etl.duckdb (dataset onepin); "
         "6 load package(s).")
-    progress = re.findall(r"^committed piece (\d): [\d,]+ steps requests done in \d+ s "
+    progress = re.findall(r"^committed piece (\d): [\d,]+ requests done in \d+ s "
                           r"\([\d.]+/s\); ~[\d,]+ requests left for (\d) workflows \(~\d+ runs\), "
                           r"ETA \d+ s$", result.output, re.MULTILINE)
     assert progress == [(str(n), str(6 - n)) for n in range(1, 6)]  # between the pieces
@@ -338,11 +338,11 @@ def test_a_piece_is_a_small_share_of_a_small_load() -> None:
 
 
 @pytest.mark.parametrize("open_every", [2, 1])
-def test_a_load_that_fetched_no_steps_yet_still_takes_pieces_by_share(open_every: int) -> None:
-    """A re-load that only re-reads open runs fetches no steps: the rate of steps requests is
-    0, and a budget from it (0 runs, so one workflow a piece) made an unchanged re-load of
-    1,000 workflows, ~170 with open runs, commit ~170 pieces (96 s for 193 requests; 2.5 s
-    before pieces). 200 open runs are one piece (ONE_PIECE_RUNS); 400 take pieces of 8%."""
+def test_a_re_load_that_only_re_reads_open_runs_is_one_piece(open_every: int) -> None:
+    """A re-load whose workflows have no new runs, only runs open at the last load to read
+    again, costs a listing a workflow and whatever steps moved: pieces are cut by new runs, so
+    it is one package however many workflows it re-reads (cut by the open runs, the unchanged
+    re-load of 3,000 workflows took 382 packages and 13 minutes)."""
     clock = Clock()
     plan = Pieces(clock=clock)
     plan.checkpoints = True
@@ -359,8 +359,20 @@ def test_a_load_that_fetched_no_steps_yet_still_takes_pieces_by_share(open_every
         assert all(plan.may_start(w["id"]) for w in piece)
         pieces.append(len(piece))
         clock.now += 1
-    assert plan.runs_total == 400 // open_every and plan.steps_requests == 0
-    assert pieces == ([400] if open_every == 2 else [32] * 12 + [16]), pieces
+    assert plan.runs_total == 0 and plan.left() == (0, 0)
+    assert pieces == [400], pieces
+
+
+def test_new_runs_cut_pieces_and_workflows_without_any_ride_along() -> None:
+    plan = Pieces()
+    plan.checkpoints = True
+    seen = WorkflowState({"workflow": [None, 10, {}], "open": {"r": "t"}})
+    items = [{"id": f"w{i}", "runs_count": 10 if i % 10 else 60} for i in range(100)]
+    states = {w["id"]: seen if w["runs_count"] == 10 else WorkflowState() for w in items}
+    assert plan.next_piece(lambda: items, states.__getitem__) == items[:1]
+    assert plan.runs_total == 600  # 10 never loaded, 60 runs each: 8% is 48
+    assert plan.may_start("w0")
+    assert plan.next_piece(lambda: [], states.__getitem__) == items[1:11]
 
 
 def test_every_load_starts_one_workflow_with_new_runs_even_when_the_time_is_up() -> None:
@@ -383,6 +395,8 @@ def test_estimated_runs_from_the_list_item_and_the_state() -> None:
 
 
 class Limiter:
+    sent = 104
+
     def describe(self) -> str:
         return "quota learned: 1000 requests / 60 s"
 
@@ -392,8 +406,22 @@ def test_progress_says_requests_done_and_left_rate_eta_and_quota() -> None:
     plan = Pieces(limiter=Limiter(), clock=clock)
     plan.next_piece(lambda: workflows(100, 200), never_loaded)
     plan.may_start("w0")
-    plan.fetched_steps(100)
     clock.now = 50
     assert plan.describe() == (
-        "piece 1: 100 steps requests done in 50 s (2.0/s); ~202 requests left for 1 workflows "
-        "(~200 runs), ETA 101 s; quota learned: 1000 requests / 60 s")
+        "piece 1: 104 requests done in 50 s (2.1/s); ~202 requests left for 1 workflows "
+        "(~200 runs), ETA 97 s; quota learned: 1000 requests / 60 s")
+
+
+def test_the_eta_of_a_re_load_says_it_does_not_know_when_open_runs_may_double_it() -> None:
+    """Runs open at the last load cost a steps request only if they moved: the requests left
+    are a range, and an ETA from it is given only when the range is within 2x."""
+    clock = Clock()
+    plan = Pieces(limiter=Limiter(), clock=clock)
+    seen: dict[str, Any] = {"workflow": [None, 10, {}], "open": {f"r{i}": "t" for i in range(150)}}
+    plan.next_piece(lambda: workflows(10, 10, 110), lambda w: WorkflowState(
+        seen if w != "w2" else {**seen, "open": {}}))
+    plan.may_start("w0")
+    clock.now = 52
+    assert plan.describe().endswith(
+        "~103-253 requests left for 2 workflows (~250 runs), ETA unknown (52 s to 2 min); "
+        "quota learned: 1000 requests / 60 s")

@@ -20,6 +20,18 @@ def test_importing_the_source_loads_no_application_module() -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_the_command_line_starts_without_dlt_duckdb_pandas_or_the_simulator_server() -> None:
+    """``onepin-etl --help`` (and any command, until it runs) imports only what its flags need:
+    each command imports the rest when it runs."""
+    heavy = ("dlt", "duckdb", "pandas", "pyarrow", "matplotlib", "dagster", "onepin_sim.server")
+    code = ("import sys, onepin_etl.cli\n"
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def imported_packages(package: str) -> dict[str, set[str]]:
     """Top-level packages each module of ``package`` imports (at any depth of the module)."""
     found: dict[str, set[str]] = {}

@@ -13,8 +13,9 @@ import pytest
 from onepin_sim import FaultConfig, Simulator, WorldConfig
 from onepin_source.client import OnepinClient
 from onepin_source.config import resolve_credentials
+from onepin_source.congestion import CongestionLimit
 from onepin_source.quota import Quota, QuotaWindow, SlidingBudget, header_quota, retry_delay_s
-from onepin_source.throttle import GivenUp, RequestLimiter, given_up_when
+from onepin_source.throttle import GivenUp, RequestLimiter, Sent, given_up_when
 from tests.helpers import waiting
 
 NOW = 1_800_000_000.0  # a Unix time (X-RateLimit-Reset above 1e9 is one)
@@ -48,30 +49,67 @@ def test_a_429_halves_the_limit_for_everybody_once_per_burst() -> None:
     assert limiter.limit == 2 and limiter.slowdowns == 2
 
 
+def a_round(limiter: RequestLimiter, latency: float = 0.05) -> None:
+    """As many requests as the limit lets go at once, answered ``latency`` later."""
+    sent = [limiter.acquire() for _ in range(limiter.limit)]
+    limiter._clock.now += latency
+    for one in sent:
+        limiter.release(200, {}, one)
+
+
+def rounds_until(limiter: RequestLimiter, answers: int, latency: float = 0.05) -> None:
+    while limiter.answered < answers:
+        a_round(limiter, latency)
+
+
 def test_the_limit_rises_past_the_start_while_answers_stay_fast_up_to_the_cap() -> None:
     limiter = RequestLimiter(32, clock=FakeClock())
     assert limiter.limit == 8, "starts at 8"
-    for _ in range(128):
-        answer(limiter, latency=0.05)
+    rounds_until(limiter, 128)
     # No quota known yet: one more in flight for every 16 answers (a quota's first 429s are
     # the requests in flight when it runs out).
     assert limiter.limit == 8
-    for _ in range(128):
-        answer(limiter, latency=0.05)
+    rounds_until(limiter, 256)
     assert 8 < limiter.limit <= 256 // 16
-    for _ in range(600):
-        answer(limiter, latency=0.05)
+    rounds_until(limiter, 1200)
     assert limiter.limit == 32, "rises to the hard cap, never past it"
-    for _ in range(200):
-        answer(limiter, latency=0.2)  # four times slower: a queue somewhere
-    assert limiter.limit < 16, "falls when latency grows"
 
 
-def test_once_a_quota_is_known_the_limit_rises_with_every_round() -> None:
+def test_the_limit_falls_when_answers_slow_down_and_rises_once_the_server_is_slow_for_all(
+        ) -> None:
+    """Four times slower at 32 in flight: a queue somewhere, so fewer go. The probe that
+    follows re-measures the latency at low concurrency: the server answers slowly even then
+    (it is slower for everybody, not loaded by us), so the limit rises again."""
+    limiter = RequestLimiter(32, clock=FakeClock(), learned=Quota(10**6, 60.0, "429"))
+    rounds_until(limiter, 400)
+    assert limiter.limit == 32
+    lowest = 32
+    for _ in range(6):
+        a_round(limiter, latency=0.2)
+        lowest = min(lowest, limiter.limit)
+    assert lowest <= 16, "falls when latency grows"
+    rounds_until(limiter, limiter.answered + 600, latency=0.2)
+    assert limiter.limit == 32 and limiter.congestion.baseline == pytest.approx(0.2)
+
+
+def test_once_a_quota_is_known_the_limit_rises_with_every_window() -> None:
     limiter = RequestLimiter(32, clock=FakeClock(), learned=Quota(1000, 60.0, "429"))
-    for _ in range(200):
-        answer(limiter, latency=0.05)
-    assert limiter.limit == 32  # 8, 10, 12, 15, 18, 22, 27, 33: 137 answers
+    rounds_until(limiter, 250)
+    assert limiter.limit == 32  # 8, 10, 12, 15, 19, 24, 30, 32: a window each, a probe first
+
+
+def test_server_errors_and_lost_connections_lower_the_limit_once_per_burst() -> None:
+    clock = FakeClock()
+    limiter = RequestLimiter(32, clock=clock, learned=Quota(1000, 60.0, "429"))
+    rounds_until(limiter, 250)
+    assert limiter.limit == 32
+    held = [limiter.acquire() for _ in range(3)]
+    limiter.release(503, {}, held[0])
+    limiter.release(None, {}, held[1])  # a connection error, the same burst
+    assert (limiter.limit, limiter.errors) == (24, 2)
+    clock.now += 1.5
+    limiter.release(None, {}, held[2])
+    assert limiter.limit == 18
 
 
 def test_a_hard_cap_below_the_start_is_kept() -> None:
@@ -156,6 +194,8 @@ def test_stray_429s_teach_no_quota() -> None:
     limiter = RequestLimiter(8, clock=clock)
     for n in range(1, 400):
         answer(limiter, 429 if n % 20 == 0 else 200, retry_after=1.0)
+    # One at a time, each stray halved the congestion limit: only the quota is judged here.
+    limiter.congestion = CongestionLimit(8, clock=clock)
     held = [limiter.acquire() for _ in range(4)]
     limiter.release(429, {}, held[0], 1.0)
     limiter.release(429, {}, held[1], 1.0)
@@ -288,7 +328,7 @@ def test_requests_behind_one_sent_again_after_a_429_go_when_it_gives_up() -> Non
     limiter = RequestLimiter(4)
     spent_for(limiter, 3)
     dropped = threading.Event()
-    sent: list[float] = []
+    sent: list[Sent] = []
 
     def again_after_429() -> None:
         with given_up_when(dropped), contextlib.suppress(GivenUp):

@@ -24,7 +24,7 @@ from onepin_etl.doctor.contract import Sample
 from onepin_source.client import OnepinClient
 from onepin_source.config import Credentials
 from onepin_source.errors import OnepinApiError, OnepinAuthError
-from onepin_source.throttle import RequestLimiter
+from onepin_source.throttle import RequestLimiter, Sent
 
 LATENCY_SAMPLES = 3  # whoami calls whose median is the latency
 SAMPLE_WORKFLOWS = 3  # workflows whose newest run (and its steps) is checked
@@ -87,9 +87,9 @@ class _Unpaced(RequestLimiter):
     def __init__(self) -> None:
         super().__init__(1, patience_s=0)
 
-    def release(self, status: int | None, headers: Any = None, sent_at: float | None = None,
+    def release(self, status: int | None, headers: Any = None, sent: Sent | None = None,
                 retry_after_s: float | None = None) -> None:
-        super().release(status, None, sent_at, retry_after_s)  # learns no quota to pace to
+        super().release(status, None, sent, retry_after_s)  # learns no quota to pace to
 
 
 class Probe:
