@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 
-from bench.run import Measure, console, machine, run_job, simulator_process
+from bench.run import PAGE, Measure, console, machine, run_job, simulator_process, write_into_page
 from onepin_sim import WorldConfig
 
 MEDIAN_MS = 30.0
@@ -115,7 +115,9 @@ def markdown(results: dict[str, Any]) -> str:
 @click.command()
 @click.option("--quick", is_flag=True, help="A smoke run: small worlds, fixed 32 only.")
 @click.option("--out", default="bench/results/latency.json", show_default=True)
-def main(quick: bool, out: str) -> None:
+@click.option("--page/--no-page", default=True, show_default=True,
+              help="Write the table into docs/performance.md (not for a smoke run).")
+def main(quick: bool, out: str, page: bool) -> None:
     """Default load, fixed concurrency and a plain fetch, per latency profile."""
     work = Path(tempfile.mkdtemp(prefix="onepin-latency-"))
     results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M"),
@@ -130,6 +132,8 @@ def main(quick: bool, out: str) -> None:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(results, indent=2) + "\n")
     Path(out).with_suffix(".md").write_text(text)
+    if page and not quick:
+        write_into_page(text, PAGE, ("<!-- latency:start -->", "<!-- latency:end -->"))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from typing import Any
 import click
 
 from bench.run import (
+    PAGE,
     _admin,
     changes_between,
     console,
@@ -32,6 +33,7 @@ from bench.run import (
     next_event_ms,
     run_job,
     simulator_process,
+    write_into_page,
 )
 from onepin_sim import World, WorldConfig
 
@@ -123,7 +125,9 @@ def markdown(results: dict[str, Any]) -> str:
 @click.option("--sizes", default=",".join(map(str, SIZES)), show_default=True,
               help="Workspace sizes in workflows, comma-separated.")
 @click.option("--out", default="bench/results/scale.json", show_default=True)
-def main(sizes: str, out: str) -> None:
+@click.option("--page/--no-page", default=True, show_default=True,
+              help="Write the table into docs/performance.md (not for a smoke run).")
+def main(sizes: str, out: str, page: bool) -> None:
     """First loads and re-loads of workspaces of growing size."""
     work = Path(tempfile.mkdtemp(prefix="onepin-scale-"))
     results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M"),
@@ -133,6 +137,8 @@ def main(sizes: str, out: str) -> None:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(results, indent=2) + "\n")
     Path(out).with_suffix(".md").write_text(text)
+    if page:
+        write_into_page(text, PAGE, ("<!-- scale:start -->", "<!-- scale:end -->"))
 
 
 if __name__ == "__main__":

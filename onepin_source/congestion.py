@@ -18,7 +18,8 @@ all the time.
   until they have (Envoy's adaptive concurrency re-measures its baseline at low concurrency
   the same way, as BBR's ProbeRTT does). A baseline taken at high concurrency would drift up
   with the very queue it should reveal; one re-measured keeps up with a server that became
-  slower for everybody. Until the first, the first window stands in.
+  slower for everybody. Until the first, the windows at the starting limit (8) stand in; the
+  first probe comes when the limit first rises past it, while few requests are in flight.
 - **The step**, per window, from ``ratio = window / baseline``: below :data:`GROW_BELOW` the
   limit rises by a quarter (if the window kept at least half the limit in flight: an idle
   client learns nothing of the server); above :data:`SHRINK_ABOVE` it falls to
@@ -34,10 +35,13 @@ all the time.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from onepin_source.settings import (
     BASELINE_ANSWERS,
@@ -51,8 +55,10 @@ from onepin_source.settings import (
     WINDOW_ANSWERS,
 )
 
+log = logging.getLogger(__name__)
 _TRIMMED = 0.05  # the slowest twentieth of a window is left out of its latency
 _STEADY = 1.1  # a window within this of the baseline: latency holds, the limit rises fast
+_BUSY = 0.75  # a window whose requests went with less of the limit in flight is no reason to rise
 
 
 def trimmed_mean(latencies: Sequence[float]) -> float:
@@ -62,13 +68,38 @@ def trimmed_mean(latencies: Sequence[float]) -> float:
     return sum(kept) / len(kept)
 
 
+@dataclass(frozen=True)
+class Pace:
+    """What a load learned of the server, for the next to start from: the limit it reached, the
+    baseline latency, and how many answers came without the API saying anything of a quota
+    (the limiter's rise while no quota is known counts them: :mod:`onepin_source.throttle`)."""
+
+    limit: int
+    baseline_s: float
+    answered: int
+
+    def as_state(self) -> dict[str, Any]:
+        return {"limit": self.limit, "baseline_s": self.baseline_s, "answered": self.answered}
+
+    @classmethod
+    def from_state(cls, value: Any) -> Pace | None:
+        if not isinstance(value, Mapping):
+            return None
+        limit, baseline, answered = (value.get(k) for k in ("limit", "baseline_s", "answered"))
+        if not (isinstance(limit, int) and isinstance(baseline, int | float)
+                and isinstance(answered, int)) or limit < 1 or baseline <= 0:
+            return None
+        return cls(limit, float(baseline), answered)
+
+
 class CongestionLimit:
     """The congestion limit of one client (not thread-safe: the limiter holds its lock)."""
 
     def __init__(self, cap: int, *, start: int = START_CONCURRENCY,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.cap = cap
-        self._limit = float(min(start, cap))
+        self._start = min(start, cap)
+        self._limit = float(self._start)
         self._clock = clock
         self._window: list[float] = []
         self._window_in_flight = 0  # the in-flight counts its requests were sent at, summed
@@ -79,6 +110,8 @@ class CongestionLimit:
         self.baseline: float | None = None  # seconds
         self._measured_at: float | None = None  # when the baseline was last measured
         self._lowered_since = False  # the limit fell on latency since then
+        self._first_windows: list[float] = []  # until the first probe, at the starting limit
+        self._slow = False  # the last window judged was above SHRINK_ABOVE
         self._changed_at = -math.inf  # when the limit last moved: earlier requests tell nothing
         self._probing = False
         self._burst_until = 0.0
@@ -95,19 +128,37 @@ class CongestionLimit:
     def probing(self) -> bool:
         return self._probing
 
+    def pace(self, answered: int) -> Pace | None:
+        """What to start the next load from (None before any baseline)."""
+        if self.baseline is None:
+            return None
+        return Pace(max(1, int(self._limit)), self.baseline, answered)
+
+    def restore(self, pace: Pace) -> None:
+        """Start where an earlier load left off: its limit and baseline (a probe re-measures
+        it within :data:`PROBE_INTERVAL_S`, sooner if answers are slower now)."""
+        self._limit = float(min(self.cap, max(1, pace.limit)))
+        self._start = max(self._start, int(self._limit))
+        self.baseline = pace.baseline_s
+        self._measured_at = self._clock()
+
     def answered(self, latency_s: float, in_flight_at_send: int, *,
                  ceiling: int | None = None) -> None:
         """An answer (not an error) came ``latency_s`` after its request was sent with
         ``in_flight_at_send`` requests in flight, itself included."""
         now = self._clock()
-        if in_flight_at_send <= PROBE_IN_FLIGHT:
+        # Not before the first window: a load's first answers also pay for new connections
+        if in_flight_at_send <= PROBE_IN_FLIGHT and self.baseline is not None:
             self._low.append(latency_s)
             self._low_new += 1
             if self._low_new >= PROBE_ANSWERS:
                 self._measure(now)
                 return
-        if self._probing or now - latency_s < self._changed_at:
-            return  # sent before the limit moved (or while a probe drains the queue)
+        settled = self._changed_at + (self.baseline or 0.0)
+        if self._probing or now - latency_s < settled:
+            # sent before the limit moved, or within a round trip of it while the queue it
+            # makes (or drains) builds, or while a probe drains the queue
+            return
         self._window.append(latency_s)
         self._window_in_flight += in_flight_at_send
         if len(self._window) >= max(WINDOW_ANSWERS, self.limit):
@@ -148,33 +199,43 @@ class CongestionLimit:
             self._window_in_flight = 0
 
     def _judge(self, now: float, ceiling: int | None) -> None:
-        latency = trimmed_mean(self._window)
-        busy = self._window_in_flight / len(self._window) >= self.limit / 2
-        self._window.clear()
+        window, latency = self._window, trimmed_mean(self._window)
+        busy = self._window_in_flight / len(window) >= _BUSY * self.limit
+        self._window = []
         self._window_in_flight = 0
-        if self.baseline is None:  # nothing at low concurrency yet: this window stands in
-            self.baseline = latency  # until the probe that follows it
+        if self._measured_at is None and self._limit <= self._start:
+            # nothing at low concurrency yet: the windows at the starting limit stand in
+            self._first_windows.extend(window)
+            self.baseline = trimmed_mean(self._first_windows[-BASELINE_ANSWERS:])
+        if self.baseline is None:  # fell below its start before a first window: wait for one
+            return
         ratio = latency / self.baseline if self.baseline > 0 else 1.0
         top = self.cap if ceiling is None else min(self.cap, ceiling)
+        before = self._limit
         if ratio < GROW_BELOW and busy and self._limit < top:
             # by a quarter while latency holds, by one once it begins to rise
             step = self._limit * 0.25 if ratio < _STEADY else 0.0
             self._limit = min(top, self._limit + max(1.0, step))
             self._changed_at = now
-        elif ratio > SHRINK_ABOVE and self._limit > 1:
+        elif ratio > SHRINK_ABOVE and self._slow and self._limit > 1:
             self._limit = max(1.0, self._limit * max(0.5, GROW_BELOW / ratio))
             self._changed_at = now
             self.lowered += 1
             self._lowered_since = True
+        self._slow = ratio > SHRINK_ABOVE and self._limit == before
         if self.limit > PROBE_IN_FLIGHT and self._probe_due(now):
             self._probing = True
             self._changed_at = now
             self.probes += 1
+        log.debug("window of %d: %.1f ms, %.2fx the baseline %.1f ms; limit %.1f -> %.1f%s",
+                  len(window), 1000 * latency, ratio, 1000 * self.baseline, before,
+                  self._limit, ", probing" if self._probing else "")
 
     def _probe_due(self, now: float) -> bool:
-        """Time to re-measure the baseline: never measured, measured long ago, or the limit
-        fell on latency since (the server may have become slower for everybody)."""
+        """Time to measure the baseline: the limit has left its start (the first probe, cheap
+        there: few are in flight), or it was measured long ago, or the limit fell on latency
+        since (the server may have become slower for everybody)."""
         if self._measured_at is None:
-            return True
+            return self._limit > self._start
         age = now - self._measured_at
         return age >= PROBE_INTERVAL_S or self._lowered_since and age >= PROBE_AFTER_LOWERED_S

@@ -85,6 +85,9 @@ class Pieces:
         self._lock = threading.Lock()
         self.pieces = 0
         self.runs_total = 0  # estimated new runs of the whole load
+        # When the second piece began, and the requests done by then: the ETA's rate is taken
+        # from there (the first piece, small, is mostly the load's fixed costs)
+        self._rate_from: tuple[float, int] | None = None
         self.steps_requests = 0  # steps requests made (one per run whose steps are fetched)
 
     # ---- called by the source, inside an extract ----------------------------------------------
@@ -115,6 +118,8 @@ class Pieces:
                 if reserved is None else reserved
             self._piece = [self._queue.popleft() for _ in range(count)]
             self._piece_began = self._clock()
+            if self.pieces == 1:
+                self._rate_from = (self._piece_began, self.requests_done())
             self.pieces += 1
             return list(self._piece)
 
@@ -235,10 +240,18 @@ class Pieces:
         rate = done / elapsed
         line = (f"piece {self.pieces}: {done:,} requests done in {_duration(elapsed)} "
                 f"({rate:.1f}/s); ~{_requests_left(sure, maybe)} requests left for "
-                f"{len(rest):,} workflows (~{runs_left:,} runs), {_eta(sure, maybe, rate)}")
+                f"{len(rest):,} workflows (~{runs_left:,} runs), "
+                f"{_eta(sure, maybe, self._eta_rate())}")
         describe = getattr(self._limiter, "describe", None)
         quota = describe() if callable(describe) else None
         return f"{line}; {quota}" if quota else line
+
+    def _eta_rate(self) -> float:
+        """Requests a second since the second piece began (0: not measured yet)."""
+        if self._rate_from is None:
+            return 0.0
+        began, done = self._rate_from
+        return (self.requests_done() - done) / max(self._clock() - began, 1e-3)
 
     def _not_started(self) -> list[Workflow]:
         return [w for w in self._piece if w["id"] not in self._started]

@@ -53,8 +53,8 @@ PROBE_IN_FLIGHT = 4
 PROBE_INTERVAL_S = 10.0
 PROBE_AFTER_LOWERED_S = 1.0
 BASELINE_ANSWERS = 48
-GROW_BELOW = 1.3
-SHRINK_ABOVE = 2.0
+GROW_BELOW = 1.2
+SHRINK_ABOVE = 1.6
 # How long one request may keep meeting 429s (waiting each one's Retry-After) before it fails:
 # a spent quota's window is a minute or less, so 15 minutes means the key is blocked.
 QUOTA_PATIENCE_S = 900.0
@@ -64,16 +64,18 @@ RUNS_PER_BATCH = 500
 ROW_FORMATS = ("arrow", "dicts")
 CREDENTIALS_FILE = "~/.onepin/credentials"  # the official Onepin CLI's TOML credentials
 # A long load commits its progress in pieces (onepin_source.pieces): a killed load loses at most
-# one. A piece ends after the workflows holding its budget of runs (estimated from the workflow
-# list), or when it has run PIECE_SECONDS, whichever comes first. The budget is PIECE_RUNS (a few
-# seconds unthrottled, half a minute at a 1,000-requests-a-minute quota) and at most PIECE_SHARE
-# of the load's runs but not under PIECE_MIN_RUNS: a kill then costs at most one piece again
-# (bench/resume.py: killed + resumed requests <= 1.1x a clean load). A piece's requests are its
-# runs plus a runs page per workflow: with 3 runs a workflow, 10% of the runs was 10% of the
-# requests, and a kill right at a piece's end cost 1.10x; 8% leaves room. Each piece costs
-# ~0.5 s (one dlt package normalized and loaded while nothing is fetched): the unthrottled
-# 1,000 x 3 first load took 23 s in one package and 52 s in 26 pieces of 4% (docs/big-loads.md).
-PIECE_RUNS = 500
+# one. A piece ends after the workflows holding its budget of new runs (estimated from the
+# workflow list), or when it has run PIECE_SECONDS, whichever comes first. The budget is at most
+# PIECE_SHARE of the load's new runs but not under PIECE_MIN_RUNS: a kill then costs at most one
+# piece again (bench/resume.py: killed + resumed requests <= 1.1x a clean load; a piece's
+# requests are its runs plus a runs page per workflow, and with 3 runs a workflow a kill right
+# at the end of a piece of 10% cost 1.10x: 8% leaves room); and at most PIECE_RUNS, ~8 s of
+# steps requests unthrottled on 2 cores (under a quota, the minute at the measured rate binds
+# first). Each piece costs dlt work that grows with the state (every
+# workflow's marks: ~0.6 kB each), ~1 s at 10,000 workflows: pieces of 500 runs made the first
+# load of 10,000 workflows x 10 runs 200 packages, 3.8 s per 1,000 requests against 2.3 s at
+# 3,000 workflows (bench.scale).
+PIECE_RUNS = 2500
 PIECE_SECONDS = 60.0
 PIECE_SHARE = 0.08
 PIECE_MIN_RUNS = 25

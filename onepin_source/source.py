@@ -165,7 +165,7 @@ def onepin(
         state of this extract is bound for every resource and thread."""
         pieces.stop_reading_ahead()  # from here the extract sends what was not read ahead
         state.bind()
-        client.limiter.restore(state.quota)
+        client.limiter.restore(state.quota, state.pace)
         if piece := pieces.next_piece(lambda: _workflows(client, selection), state.recorded):
             yield piece
 
@@ -212,6 +212,7 @@ def onepin(
         for runs_batch in regroup(pages, RUNS_PER_BATCH):
             yield batches.runs(runs_batch)
         state.remember_quota(client.limiter.quota)
+        state.remember_pace(client.limiter.pace())
         state.checkpoint(pieces.pieces, *pieces.left())
 
     def read_ahead(workflows: list[dict[str, Any]]) -> None:

@@ -12,6 +12,8 @@ existing pipelines, so a change to it needs a migration:
   steps need no fetch while the fingerprint stays;
 - ``resources.workflows.rows``: ``{workflow_id: row digest}`` of the workflow rows loaded;
 - ``quota``: what the request limiter learned of the API's quota (:class:`~quota.Quota`);
+- ``pace``: the congestion limit, baseline latency and answers without a 429 the last load
+  reached (:class:`~congestion.Pace`), for the next load to start from;
 - ``checkpoint``: the last piece extracted, what was left, and the *pass* it belongs to
   (:mod:`onepin_source.pieces`); each workflow's marks name the pass that wrote them (``pass``).
 """
@@ -27,6 +29,7 @@ from typing import Any
 
 import dlt
 
+from onepin_source.congestion import Pace
 from onepin_source.quota import Quota
 
 SOURCE_NAME = "onepin"
@@ -192,6 +195,20 @@ class LoadState:
         """Keep what was learned, for the next load to start paced (from any thread)."""
         if quota is not None and self._state is not None:
             self._state["quota"] = quota.as_state()
+
+    @property
+    def pace(self) -> Pace | None:
+        """The pace the last load reached (:class:`~onepin_source.congestion.Pace`)."""
+        return Pace.from_state(self._source.get("pace"))
+
+    def remember_pace(self, pace: Pace | None) -> None:
+        """Keep the pace reached, or forget it (None: this load met a 429)."""
+        if self._state is None:
+            return
+        if pace is None:
+            self._state.pop("pace", None)
+        else:
+            self._state["pace"] = pace.as_state()
 
     def checkpoint(self, piece: int, workflows_left: int, runs_left: int) -> None:
         """Record the piece just extracted and what the load has left (``status`` shows it)."""

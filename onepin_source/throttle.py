@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 
-from onepin_source.congestion import CongestionLimit
+from onepin_source.congestion import CongestionLimit, Pace
 from onepin_source.quota import Quota, QuotaWindow, SlidingBudget, retry_delay_s
 from onepin_source.settings import (
     ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN,
@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 _BUDGET_WINDOW_S = 60.0
 _NO_RETRY_AFTER_S = 1.0  # a 429 that names no wait: try again after a second
 _ERROR_BACKOFF = 0.75  # a 5xx or a connection error: a quarter fewer in flight
+# Answers without a quota remembered for the next load: enough for the rise to reach any cap
+_PACE_ANSWERS_KEPT = 64 * ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN
 _giving_up = threading.local()  # the event that makes this thread's waiting requests give up
 
 
@@ -98,6 +100,7 @@ class RequestLimiter:
         self._clock = clock
         self._cond = threading.Condition()
         self._urgent = 0  # requests waiting to be sent again after a 429: they go first
+        self._answered_before = 0  # by earlier loads, with nothing said of a quota (restore)
 
     @property
     def limit(self) -> int:
@@ -214,15 +217,30 @@ class RequestLimiter:
         flight when one first runs out all meet 429s (``ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN``)."""
         if self.window.known:
             return self.max_limit
-        return max(START_CONCURRENCY, self.answered // ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN)
+        answered = self.answered + self._answered_before
+        return max(START_CONCURRENCY, answered // ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN)
 
     # ---- what it learned ---------------------------------------------------------------------
-    def restore(self, learned: Quota | None) -> None:
-        """Start from what an earlier load learned (unless this one learned something)."""
+    def restore(self, learned: Quota | None, pace: Pace | None = None) -> None:
+        """Start from what an earlier load learned (unless this one learned something): the
+        API's quota, and the pace it reached (its answers count toward the rise while no
+        quota is known: a re-load of a workspace whose first load met no quota starts fast)."""
         with self._cond:
             if learned is not None and self.window.quota is None:
                 self.window = QuotaWindow(learned)
                 log.info("pacing to the quota the last load learned: %s", learned.describe())
+            if pace is not None and not self.sent:
+                self.congestion.restore(pace)
+                self._answered_before = pace.answered
+
+    def pace(self) -> Pace | None:
+        """What this load learned of the server's pace; None after a 429 (the next load then
+        rises from the start again, as far as no quota is known)."""
+        with self._cond:
+            if self.throttled:
+                return None
+            answered = min(self.answered + self._answered_before, _PACE_ANSWERS_KEPT)
+            return self.congestion.pace(answered)
 
     @property
     def quota(self) -> Quota | None:

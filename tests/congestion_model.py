@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from onepin_sim.latency import Latency, LatencySpec
 from onepin_source.congestion import CongestionLimit
+from onepin_source.settings import ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN, START_CONCURRENCY
 
 
 class SimClock:
@@ -41,9 +42,12 @@ class Outcome:
 
 
 def run(spec: LatencySpec, *, requests: int = 4000, cap: int = 32, fixed: int | None = None,
-        seed: int = 1, ceiling: int | None = None) -> Outcome:
+        seed: int = 1, quota_known: bool = True, client_s: float = 0.0) -> Outcome:
     """``requests`` answered under a :class:`CongestionLimit` of ``cap`` (or ``fixed`` in flight
-    throughout, for comparison)."""
+    throughout, for comparison); unless ``quota_known``, it rises as the limiter lets it before
+    the API has said anything of a quota (one more for every 16 answers past 8). ``client_s``
+    is added to every latency the limit sees (the client's own time to read an answer), not to
+    the server's (``p95_latency_s``)."""
     clock = SimClock()
     limit = CongestionLimit(cap, clock=clock)
     latency = Latency(spec, seed)
@@ -75,7 +79,9 @@ def run(spec: LatencySpec, *, requests: int = 4000, cap: int = 32, fixed: int | 
         last = clock.now = due
         in_flight -= 1
         latencies.append(due - sent_at)
-        limit.answered(due - sent_at, at_send, ceiling=ceiling)
+        answered = len(latencies)
+        limit.answered(due - sent_at + client_s, at_send, ceiling=None if quota_known else max(
+            START_CONCURRENCY, answered // ANSWERS_PER_SLOT_UNTIL_QUOTA_KNOWN))
         limits.append(allowed)
     latencies.sort()
     return Outcome(clock.now, requests / clock.now, weighted / clock.now,

@@ -124,8 +124,8 @@ def test_quick_latency_benchmark_sets_each_load_beside_fixed_concurrency_and_a_p
 def test_scale_benchmark_reports_the_first_load_and_both_re_loads(tmp_path: Path) -> None:
     out = tmp_path / "scale.json"
     done = subprocess.run([sys.executable, "-m", "bench.scale", "--sizes", "30", "--out",
-                           str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          check=False)
+                           str(out), "--no-page"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (row,) = json.loads(out.read_text())["rows"]
     assert row["first"]["requests"] == 1 + 30 + 300 and row["first"]["packages"] >= 1

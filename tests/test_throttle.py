@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import heapq
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
@@ -13,7 +14,7 @@ import pytest
 from onepin_sim import FaultConfig, Simulator, WorldConfig
 from onepin_source.client import OnepinClient
 from onepin_source.config import resolve_credentials
-from onepin_source.congestion import CongestionLimit
+from onepin_source.congestion import CongestionLimit, Pace
 from onepin_source.quota import Quota, QuotaWindow, SlidingBudget, header_quota, retry_delay_s
 from onepin_source.throttle import GivenUp, RequestLimiter, Sent, given_up_when
 from tests.helpers import waiting
@@ -50,16 +51,29 @@ def test_a_429_halves_the_limit_for_everybody_once_per_burst() -> None:
 
 
 def a_round(limiter: RequestLimiter, latency: float = 0.05) -> None:
-    """As many requests as the limit lets go at once, answered ``latency`` later."""
-    sent = [limiter.acquire() for _ in range(limiter.limit)]
-    limiter._clock.now += latency
-    for one in sent:
-        limiter.release(200, {}, one)
+    """As many answers as the limit, the pipe kept full (as a big load's threads keep it):
+    each answer ``latency`` after its request, the next request sent at once."""
+    pipe: list[tuple[float, int, Sent]] = getattr(limiter, "_pipe", [])
+    limiter._pipe = pipe  # type: ignore[attr-defined]
+    for _ in range(max(1, limiter.limit)):
+        while len(pipe) < limiter.limit:
+            heapq.heappush(pipe, (limiter._clock.now + latency, limiter.sent,
+                                  limiter.acquire()))
+        due, _, sent = heapq.heappop(pipe)
+        limiter._clock.now = max(limiter._clock.now, due)
+        limiter.release(200, {}, sent)
 
 
 def rounds_until(limiter: RequestLimiter, answers: int, latency: float = 0.05) -> None:
     while limiter.answered < answers:
         a_round(limiter, latency)
+
+
+def drain(limiter: RequestLimiter) -> None:
+    """Answer what the pipe holds (for a test's own requests)."""
+    for _, _, sent in getattr(limiter, "_pipe", []):
+        limiter.release(200, {}, sent)
+    limiter._pipe = []  # type: ignore[attr-defined]
 
 
 def test_the_limit_rises_past_the_start_while_answers_stay_fast_up_to_the_cap() -> None:
@@ -88,21 +102,43 @@ def test_the_limit_falls_when_answers_slow_down_and_rises_once_the_server_is_slo
         a_round(limiter, latency=0.2)
         lowest = min(lowest, limiter.limit)
     assert lowest <= 16, "falls when latency grows"
-    rounds_until(limiter, limiter.answered + 600, latency=0.2)
-    assert limiter.limit == 32 and limiter.congestion.baseline == pytest.approx(0.2)
+    rounds_until(limiter, limiter.answered + 2500, latency=0.2)
+    assert limiter.limit == 32 and limiter.congestion.baseline == pytest.approx(0.2, rel=0.1)
 
 
 def test_once_a_quota_is_known_the_limit_rises_with_every_window() -> None:
     limiter = RequestLimiter(32, clock=FakeClock(), learned=Quota(1000, 60.0, "429"))
-    rounds_until(limiter, 250)
+    rounds_until(limiter, 400)
     assert limiter.limit == 32  # 8, 10, 12, 15, 19, 24, 30, 32: a window each, a probe first
+
+
+def test_the_next_load_starts_at_the_pace_the_last_one_reached() -> None:
+    """A load that met no quota leaves its limit, its baseline and its answers in the state:
+    the next starts there, and its rise (while no quota is known) counts those answers, so a
+    re-load of a few hundred requests does not spend them at 8 in flight."""
+    first = RequestLimiter(32, clock=FakeClock())
+    rounds_until(first, 1200)
+    pace = first.pace()
+    assert pace is not None and (pace.limit, pace.answered) == (32, 1024)  # enough for any cap
+    assert pace.baseline_s == pytest.approx(0.05)
+    again = RequestLimiter(32, clock=FakeClock())
+    again.restore(None, Pace.from_state(pace.as_state()))
+    assert again.limit == 32
+    a_round(again)
+    assert again.limit == 32, "no quota known, but the answers before count"
+    drain(again)
+    held = again.acquire()
+    again.release(429, {}, held, 1.0)
+    assert again.pace() is None, "a 429: the next load rises from the start again"
+    assert Pace.from_state({"limit": "32"}) is None
 
 
 def test_server_errors_and_lost_connections_lower_the_limit_once_per_burst() -> None:
     clock = FakeClock()
     limiter = RequestLimiter(32, clock=clock, learned=Quota(1000, 60.0, "429"))
-    rounds_until(limiter, 250)
+    rounds_until(limiter, 400)
     assert limiter.limit == 32
+    drain(limiter)
     held = [limiter.acquire() for _ in range(3)]
     limiter.release(503, {}, held[0])
     limiter.release(None, {}, held[1])  # a connection error, the same burst
