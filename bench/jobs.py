@@ -55,6 +55,12 @@ class _FixedLimit:
     def backed_off(self, *_: Any, **__: Any) -> bool:
         return False
 
+    def pace(self, answered: int) -> None:
+        return None  # nothing for the next load to start from
+
+    def restore(self, pace: Any) -> None:
+        pass
+
 
 @jobs.command()
 @click.argument("duckdb_file")

@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 
-from bench.run import PAGE, Measure, console, machine, run_job, simulator_process, write_into_page
+from bench.run import Measure, machine, measured, run_job, save, simulator_process
 from onepin_sim import WorldConfig
 
 MEDIAN_MS = 30.0
@@ -104,11 +104,8 @@ def markdown(results: dict[str, Any]) -> str:
                       f"default's throughput is {r['throughput_vs_best']}× the best fixed "
                       f"concurrency's (fixed {r['best_fixed']}); its answers took {p95} ms at the "
                       f"p95, {r['p95_vs_median']}× the unloaded median ({fixed_p95})."]
-    mach = results["machine"]
-    lines += ["", f"Measured {results['started']} UTC on {mach['cores']} cores, Python "
-              f"{mach['python']}, dlt {mach['dlt']}, duckdb {mach['duckdb']}; whole processes, "
-              "every load a first load into a new DuckDB file, the simulator in another "
-              "process."]
+    lines += ["", measured(results, "whole processes, every load a first load into a new "
+                                    "DuckDB file, the simulator in another process.")]
     return "\n".join(lines) + "\n"
 
 
@@ -127,13 +124,8 @@ def main(quick: bool, out: str, page: bool) -> None:
         results["rows"].append(profile_row(profile, wide, work, quick))
     if not quick:
         results["rows"].append(profile_row("lognormal", TALL, work, quick))
-    text = markdown(results)
-    console.print(text)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(results, indent=2) + "\n")
-    Path(out).with_suffix(".md").write_text(text)
-    if page and not quick:
-        write_into_page(text, PAGE, ("<!-- latency:start -->", "<!-- latency:end -->"))
+    save(results, markdown(results), out,
+         ("<!-- latency:start -->", "<!-- latency:end -->") if page and not quick else None)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ Writes ``bench/results/limits.json`` and ``limits.md`` (docs/performance.md).
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -37,11 +36,13 @@ from bench.run import (
     FULL_LOAD_LATENCY_MS,
     INCREMENTAL_LATENCY_MS,
     INCREMENTAL_WORKFLOWS,
+    LATENCY_PROFILE,
     Measure,
-    console,
     incremental_world,
     machine,
+    measured,
     run_job,
+    save,
     simulator_process,
 )
 from onepin_sim import WorldConfig
@@ -165,11 +166,9 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {r['world']} | {r['default_s']:.1f} | {min(runs):.1f}–{max(runs):.1f} "
                      f"({len(runs)} runs) | {r['fixed_8_s']:.1f} | {r['requests']} | "
                      f"{r['speedup']}× | {r['no_latency_s']:.1f} |")
-    mach = results["machine"]
-    lines += ["", f"Measured {results['started']} UTC on {mach['cores']} cores, Python "
-              f"{mach['python']}, dlt {mach['dlt']}, duckdb {mach['duckdb']}; quota loads at "
-              "50 ms latency, concurrency cap 32; every load a first load, a process of its own, "
-              "the simulator in another."]
+    lines += ["", measured(results, f"{LATENCY_PROFILE} latency, median 50 ms for the quota "
+                                    "loads; concurrency cap 32; every load a first load, a "
+                                    "process of its own, the simulator in another.")]
     return "\n".join(lines) + "\n"
 
 
@@ -186,11 +185,7 @@ def main(quick: bool, repeat: int, out: str) -> None:
     results["quota"] = quota_rows(work, quick, repeat)
     results["budget"] = budget_row(work, quick)
     results["free"] = free_rows(work, quick, repeat)
-    text = markdown(results)
-    console.print(text)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(results, indent=2) + "\n")
-    Path(out).with_suffix(".md").write_text(text)
+    save(results, markdown(results), out)
 
 
 if __name__ == "__main__":

@@ -201,6 +201,25 @@ def help_s(times: int = 5) -> float:
     return round(sorted(walls)[times // 2], 3)
 
 
+def measured(results: dict[str, Any], detail: str) -> str:
+    """The line under a benchmark's table: when, on what, and ``detail``."""
+    mach = results["machine"]
+    return (f"Measured {results['started']} UTC on {mach['cores']} cores, Python "
+            f"{mach['python']}, dlt {mach['dlt']}, duckdb {mach['duckdb']}; {detail}")
+
+
+def save(results: dict[str, Any], text: str, out: str,
+         markers: tuple[str, str] | None = None) -> None:
+    """Print ``text``, write the JSON to ``out`` with the Markdown beside it, and put the
+    Markdown between ``markers`` of docs/performance.md when given."""
+    console.print(text)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(results, indent=2) + "\n")
+    Path(out).with_suffix(".md").write_text(text)
+    if markers:
+        write_into_page(text, PAGE, markers)
+
+
 def machine() -> dict[str, Any]:
     import dlt
     import duckdb

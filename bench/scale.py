@@ -25,15 +25,14 @@ from typing import Any
 import click
 
 from bench.run import (
-    PAGE,
     _admin,
     changes_between,
-    console,
     machine,
+    measured,
     next_event_ms,
     run_job,
+    save,
     simulator_process,
-    write_into_page,
 )
 from onepin_sim import World, WorldConfig
 
@@ -112,12 +111,11 @@ def markdown(results: dict[str, Any]) -> str:
             f"{f['peak_rss_mb']:.0f} | {eta['worst_factor']}× ({eta['unknown']}) | "
             f"{u['process_s']:.1f} ({u['packages']}, {u['requests']:,}) | "
             f"{c['process_s']:.1f} ({c['packages']}, {c['requests']:,}) |")
-    mach = results["machine"]
-    lines += ["", f"Measured {results['started']} UTC on {mach['cores']} cores, Python "
-              f"{mach['python']}, dlt {mach['dlt']}, duckdb {mach['duckdb']}; lognormal latency, "
-              f"median {LATENCY_MS:g} ms; whole processes, one DuckDB file per size. The ETA "
-              "factor: the worst, over the pieces, of the ETA given ÷ the time left (or its "
-              "inverse); unknown: pieces whose progress line said it did not know."]
+    lines += ["", measured(results, f"lognormal latency, median {LATENCY_MS:g} ms; whole "
+                                    "processes, one DuckDB file per size. The ETA factor: the "
+                                    "worst, over the pieces, of the ETA given ÷ the time left "
+                                    "(or its inverse); unknown: pieces whose progress line said "
+                                    "it did not know.")]
     return "\n".join(lines) + "\n"
 
 
@@ -132,13 +130,8 @@ def main(sizes: str, out: str, page: bool) -> None:
     work = Path(tempfile.mkdtemp(prefix="onepin-scale-"))
     results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M"),
                                "rows": [size_row(int(n), work) for n in sizes.split(",")]}
-    text = markdown(results)
-    console.print(text)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(results, indent=2) + "\n")
-    Path(out).with_suffix(".md").write_text(text)
-    if page:
-        write_into_page(text, PAGE, ("<!-- scale:start -->", "<!-- scale:end -->"))
+    save(results, markdown(results), out,
+         ("<!-- scale:start -->", "<!-- scale:end -->") if page else None)
 
 
 if __name__ == "__main__":

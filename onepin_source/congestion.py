@@ -8,23 +8,31 @@ ever seen: a server whose answers vary by 2x on their own (every real one) would
 all the time.
 
 - **Windows.** Answers are judged in windows of at least :data:`WINDOW_ANSWERS`, or as many as
-  the limit. A window's latency is the mean of its fastest nine tenths (:func:`trimmed_mean`):
+  the limit. A window's latency is the mean of its fastest 95% (:func:`trimmed_mean`):
   one answer from a heavy tail moves a plain mean a lot and this one little, and the two modes
   of a bimodal server average out where a median would jump between them.
 - **The baseline** is the same statistic over :data:`PROBE_ANSWERS` answers to requests sent
   with at most :data:`PROBE_IN_FLIGHT` in flight: the server's latency with us barely loading
-  it. Such answers come on their own (the first requests of a load, a quota-bound phase); when
-  none have for :data:`PROBE_INTERVAL_S`, a *probe* holds the limit at ``PROBE_IN_FLIGHT``
-  until they have (Envoy's adaptive concurrency re-measures its baseline at low concurrency
+  it. Such answers come on their own (a quota-bound phase, a load's tail; not a load's first
+  answers, which also pay for new connections); when
+  none have for :data:`PROBE_INTERVAL_S` (or when the limit first rises past its start, or
+  soon after it fell on latency), a *probe* holds the limit at ``PROBE_IN_FLIGHT`` until they
+  have (Envoy's adaptive concurrency re-measures its baseline at low concurrency
   the same way, as BBR's ProbeRTT does). A baseline taken at high concurrency would drift up
   with the very queue it should reveal; one re-measured keeps up with a server that became
-  slower for everybody. Until the first, the windows at the starting limit (8) stand in; the
-  first probe comes when the limit first rises past it, while few requests are in flight.
+  slower for everybody (a probe that finds the latency moved by more than ``GROW_BELOW``
+  forgets the answers before it). Until the first, the windows at the starting limit (8) stand
+  in; the first probe comes when the limit first rises past it, while few are in flight.
+- **The pace** a load reached (:class:`Pace`: limit, baseline, answers) is kept in the state,
+  and the next load starts from it (:meth:`CongestionLimit.restore`).
 - **The step**, per window, from ``ratio = window / baseline``: below :data:`GROW_BELOW` the
-  limit rises by a quarter (if the window kept at least half the limit in flight: an idle
-  client learns nothing of the server); above :data:`SHRINK_ABOVE` it falls to
+  limit rises, by a quarter while the ratio stays under 1.1 and by one after (only if the
+  window kept three quarters of the limit in flight: a client short of work learns nothing of
+  the server); two windows in a row above :data:`SHRINK_ABOVE` lower it to
   ``limit * GROW_BELOW / ratio`` (at most halved): queueing latency grows with the requests in
-  flight, so that is about where the queue is gone; in between it holds.
+  flight, so that is about where the queue is gone, and one slow window is noise where two are
+  a queue; in between it holds. Only answers to requests sent a round trip (the baseline) after
+  the limit last moved count: the queue a change makes or drains takes that long to show.
 - **Errors** lower it whatever the latency (:meth:`CongestionLimit.backed_off`), once per
   burst: a 429 halves it (:mod:`onepin_source.throttle`), a 5xx or a connection error (a
   timeout) takes a quarter off.
@@ -62,7 +70,7 @@ _BUSY = 0.75  # a window whose requests went with less of the limit in flight is
 
 
 def trimmed_mean(latencies: Sequence[float]) -> float:
-    """The mean of the fastest nine tenths (all of them when there are fewer than ten)."""
+    """The mean of the fastest 95% (all of them when there are fewer than twenty)."""
     ordered = sorted(latencies)
     kept = ordered[:max(1, len(ordered) - math.floor(len(ordered) * _TRIMMED))]
     return sum(kept) / len(kept)

@@ -11,25 +11,24 @@ ROOT = Path(__file__).parent.parent
 HEAVY = ("click", "rich", "matplotlib", "pandas", "onepin_sim", "onepin_etl")
 
 
-def test_importing_the_source_loads_no_application_module() -> None:
-    code = ("import sys, onepin_source\n"
-            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+def loaded_by(module: str, candidates: tuple[str, ...]) -> list[str]:
+    """Which of ``candidates`` importing ``module`` loads, in a fresh interpreter."""
+    code = f"import sys, {module}\nprint(sorted(m for m in {candidates!r} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    return list(ast.literal_eval(result.stdout.strip()))
+
+
+def test_importing_the_source_loads_no_application_module() -> None:
+    assert loaded_by("onepin_source", HEAVY) == []
 
 
 def test_the_command_line_starts_without_dlt_duckdb_pandas_or_the_simulator_server() -> None:
     """``onepin-etl --help`` (and any command, until it runs) imports only what its flags need:
     each command imports the rest when it runs."""
     heavy = ("dlt", "duckdb", "pandas", "pyarrow", "matplotlib", "dagster", "onepin_sim.server")
-    code = ("import sys, onepin_etl.cli\n"
-            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=ROOT, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    assert loaded_by("onepin_etl.cli", heavy) == []
 
 
 def imported_packages(package: str) -> dict[str, set[str]]:
