@@ -176,14 +176,14 @@ class CongestionLimit:
         """An error said the server has too much: the limit times ``factor``, once per burst
         (errors within ``burst_s`` of the first are the same burst). True if it fell."""
         now = self._clock()
-        self._window.clear()
-        self._window_in_flight = 0
         if now < self._burst_until:
             return False
         self._burst_until = now + burst_s
         before = self.limit
         self._limit = max(1.0, math.floor(self._limit * factor))
         self._changed_at = now
+        self._window.clear()  # sent before the limit fell
+        self._window_in_flight = 0
         return self.limit < before
 
     def _measure(self, now: float) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import random
 from dataclasses import dataclass
 
 from onepin_sim.latency import Latency, LatencySpec
@@ -42,12 +43,14 @@ class Outcome:
 
 
 def run(spec: LatencySpec, *, requests: int = 4000, cap: int = 32, fixed: int | None = None,
-        seed: int = 1, quota_known: bool = True, client_s: float = 0.0) -> Outcome:
+        seed: int = 1, quota_known: bool = True, client_s: float = 0.0,
+        errors: float = 0.0) -> Outcome:
     """``requests`` answered under a :class:`CongestionLimit` of ``cap`` (or ``fixed`` in flight
     throughout, for comparison); unless ``quota_known``, it rises as the limiter lets it before
     the API has said anything of a quota (one more for every 16 answers past 8). ``client_s``
     is added to every latency the limit sees (the client's own time to read an answer), not to
-    the server's (``p95_latency_s``)."""
+    the server's (``p95_latency_s``). A share ``errors`` of the answers are errors that lower the
+    limit (half 429s, half 5xx, as the limiter takes them) and are answered again."""
     clock = SimClock()
     limit = CongestionLimit(cap, clock=clock)
     latency = Latency(spec, seed)
@@ -59,6 +62,7 @@ def run(spec: LatencySpec, *, requests: int = 4000, cap: int = 32, fixed: int | 
     latencies: list[float] = []
     weighted = 0.0
     last = 0.0
+    faults = random.Random(seed)
     while True:
         allowed = fixed if fixed is not None else limit.limit
         while sent < requests and in_flight < allowed:
@@ -78,6 +82,10 @@ def run(spec: LatencySpec, *, requests: int = 4000, cap: int = 32, fixed: int | 
         weighted += in_flight * (due - last)
         last = clock.now = due
         in_flight -= 1
+        if errors and faults.random() < errors:
+            limit.backed_off(0.5 if faults.random() < 0.5 else 0.75)
+            sent -= 1  # asked again
+            continue
         latencies.append(due - sent_at)
         answered = len(latencies)
         limit.answered(due - sent_at + client_s, at_send, ceiling=None if quota_known else max(

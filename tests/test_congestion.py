@@ -84,6 +84,18 @@ def test_a_server_that_becomes_slower_for_everybody_is_re_measured_not_starved()
     assert limit.baseline == pytest.approx(0.06)
 
 
+def test_random_errors_lower_the_limit_once_per_burst_and_it_climbs_back() -> None:
+    """One answer in ten an error (a stray 429 or a 5xx, as the bench's fault run has): each
+    burst lowers the limit, and the windows between them raise it again (an error used to
+    empty the window being judged, so at 10% none ever filled: in flight stayed under 2 and the
+    load took 20x as long)."""
+    spec = LatencySpec("lognormal", 25.0)
+    clean = congestion_model.run(spec, requests=5000)
+    faulty = congestion_model.run(spec, requests=5000, errors=0.1)
+    assert faulty.seconds < 2 * clean.seconds
+    assert faulty.mean_in_flight > 16
+
+
 def test_a_trimmed_mean_leaves_out_the_slowest_twentieth() -> None:
     assert trimmed_mean([1.0] * 19 + [100.0]) == 1.0
     assert trimmed_mean([1.0, 3.0]) == 2.0
