@@ -185,7 +185,8 @@ def main(quick: bool, repeat: int, out: str) -> None:
     results["quota"] = quota_rows(work, quick, repeat)
     results["budget"] = budget_row(work, quick)
     results["free"] = free_rows(work, quick, repeat)
-    save(results, markdown(results), out)
+    save(results, markdown(results), out,
+         None if quick else ("<!-- limits:start -->", "<!-- limits:end -->"))
 
 
 if __name__ == "__main__":
