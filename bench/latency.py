@@ -20,13 +20,20 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from bench.run import Measure, machine, measured, run_job, save, simulator_process
+from bench.run import (
+    Measure,
+    measured,
+    results_options,
+    run_job,
+    save,
+    simulator_process,
+    started,
+)
 from onepin_sim import WorldConfig
 
 MEDIAN_MS = 30.0
@@ -110,15 +117,13 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="A smoke run: small worlds, fixed 32 only.")
-@click.option("--out", default="bench/results/latency.json", show_default=True)
-@click.option("--page/--no-page", default=True, show_default=True,
-              help="Write the table into docs/performance.md (not for a smoke run).")
+@click.option("--quick", is_flag=True, help="A smoke run: small worlds, fixed 32 only (the "
+              "table is not written into the page).")
+@results_options("latency")
 def main(quick: bool, out: str, page: bool) -> None:
     """Default load, fixed concurrency and a plain fetch, per latency profile."""
     work = Path(tempfile.mkdtemp(prefix="onepin-latency-"))
-    results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M"),
-                               "rows": []}
+    results = started({"rows": []})
     wide = WorldConfig(seed=WIDE.seed, workflows=4, runs=20, nodes=4) if quick else WIDE
     for profile in PROFILES[2:4] if quick else PROFILES:
         results["rows"].append(profile_row(profile, wide, work, quick))

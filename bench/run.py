@@ -25,11 +25,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import requests
@@ -42,6 +42,7 @@ from onepin_sim.world import TERMINAL
 from onepin_source.settings import DEFAULT_CONCURRENCY
 
 console = Console()
+F = TypeVar("F", bound=Callable[..., Any])
 # The requests-per-change table: what changed, then the requests by endpoint kind.
 CHANGE_COLUMNS = ("change", "advanced_s", "new_runs", "runs_ended", "open_runs_with_steps_moved",
                   "requests", "workflows", "runs", "run", "steps")
@@ -218,6 +219,23 @@ def save(results: dict[str, Any], text: str, out: str,
     Path(out).with_suffix(".md").write_text(text)
     if markers:
         write_into_page(text, PAGE, markers)
+
+
+def results_options(name: str) -> Callable[[F], F]:
+    """``--out`` (``bench/results/<name>.json``) and ``--page/--no-page``, for a benchmark's
+    command."""
+    def decorate(func: F) -> F:
+        func = click.option("--page/--no-page", default=True, show_default=True,
+                            help="Write the table into docs/performance.md.")(func)
+        return click.option("--out", default=f"bench/results/{name}.json",
+                            show_default=True)(func)
+
+    return decorate
+
+
+def started(results: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A benchmark's results so far: the machine and when it started."""
+    return {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M"), **(results or {})}
 
 
 def machine() -> dict[str, Any]:

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +26,13 @@ import click
 from bench.run import (
     _admin,
     changes_between,
-    machine,
     measured,
     next_event_ms,
+    results_options,
     run_job,
     save,
     simulator_process,
+    started,
 )
 from onepin_sim import World, WorldConfig
 
@@ -122,14 +122,11 @@ def markdown(results: dict[str, Any]) -> str:
 @click.command()
 @click.option("--sizes", default=",".join(map(str, SIZES)), show_default=True,
               help="Workspace sizes in workflows, comma-separated.")
-@click.option("--out", default="bench/results/scale.json", show_default=True)
-@click.option("--page/--no-page", default=True, show_default=True,
-              help="Write the table into docs/performance.md (not for a smoke run).")
+@results_options("scale")
 def main(sizes: str, out: str, page: bool) -> None:
     """First loads and re-loads of workspaces of growing size."""
     work = Path(tempfile.mkdtemp(prefix="onepin-scale-"))
-    results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M"),
-                               "rows": [size_row(int(n), work) for n in sizes.split(",")]}
+    results = started({"rows": [size_row(int(n), work) for n in sizes.split(",")]})
     save(results, markdown(results), out,
          ("<!-- scale:start -->", "<!-- scale:end -->") if page else None)
 

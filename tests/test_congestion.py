@@ -3,6 +3,7 @@ queues, judged in simulated time (tests/congestion_model.py) and against the rea
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -41,6 +42,26 @@ def test_a_recorded_series_of_latencies_that_vary_by_4x_on_their_own_keeps_the_c
     kept = [x for x in limits[400:] if x > 4]  # probes hold 4 for a moment
     assert min(kept) >= 24 and limit.lowered <= 2, limit.lowered
     assert sum(x == 32 for x in kept) / len(kept) > 0.95
+
+
+def test_answers_recorded_from_a_real_load_on_a_lognormal_server_keep_the_limit_up() -> None:
+    """The latencies one real load saw (tests/data/lognormal_answers.json: 2,021 answers from
+    the simulator's lognormal profile, client-side, with the requests in flight at each send),
+    fed to a new limit on their own clock: it climbs to the cap while no quota is known and
+    never falls on latency."""
+    recorded = json.loads((Path(__file__).parent / "data" / "lognormal_answers.json")
+                          .read_text())["answers"]
+    clock = Clock()
+    limit = CongestionLimit(32, clock=clock)
+    limits = []
+    for answered, (at, latency, in_flight) in enumerate(recorded, start=1):
+        clock.now = at
+        limit.answered(latency, in_flight, ceiling=max(8, answered // 16))
+        limits.append(limit.limit)
+    spread = sorted(latency for _, latency, _ in recorded)
+    assert spread[int(0.95 * len(spread))] > 2.5 * spread[len(spread) // 2]  # a heavy tail
+    assert limit.lowered == 0 and max(limits) == 32
+    assert sum(x >= 24 for x in limits[1000:]) / len(limits[1000:]) > 0.9
 
 
 @pytest.mark.parametrize("profile", ["uniform", "lognormal", "bimodal"])
