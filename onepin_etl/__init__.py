@@ -5,7 +5,7 @@ analysis views, report, CLI (``onepin-etl``) and demo.
     load(Target(duckdb_path="onepin_etl.duckdb"), workflow_ids=["<uuid>"])
 
 It depends on ``onepin_source``; the source never imports it. Only the ``demo`` and ``sim``
-commands import the simulator.
+commands import the simulator's server (the CLI's flags read ``onepin_sim.latency``).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from onepin_sim.latency import DEFAULT_CAPACITY, Latency, LatencySpec
@@ -40,11 +40,14 @@ class FaultConfig:
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f.type for f in fields(self)}
-        for name, value in values.items():
+        for name in values:
             if name not in known:
                 raise ValueError(f"unknown fault knob {name!r}; known: {', '.join(known)}")
-            setattr(self, name, type(getattr(self, name))(value))
-        self.latency_spec()  # an unknown profile or a capacity under 1 is refused here
+        typed = {name: type(getattr(self, name))(value) for name, value in values.items()}
+        # an unknown profile or a capacity under 1 is refused before anything is set
+        replace(self, **typed).latency_spec()
+        for name, value in typed.items():
+            setattr(self, name, value)
 
     def latency_spec(self) -> LatencySpec:
         return LatencySpec(self.latency_profile, self.latency_ms, self.jitter_ms, self.capacity)

@@ -8,7 +8,7 @@ profile is a distribution around ``median_ms`` (seeded, so a run can be repeated
 - ``lognormal``: a heavy tail, ``median * exp(sigma * N(0, 1))`` with ``sigma`` 0.8 (the
   mean is 1.38x the median, one answer in twenty takes 3.7x it);
 - ``bimodal``: half the answers at 0.6x the median and half at 1.6x (each +-10%), as a cache
-  hit and a miss (25 and 65 ms at a 40 ms median);
+  hit and a miss (24 and 64 ms at a 40 ms median);
 - ``saturating``: a server with ``capacity`` workers, each answer taking the median (+-10%) of
   a worker's time: with more requests in flight than workers the rest queue (first come, first
   served) and every answer slows down in proportion, as a server at its limit does.

@@ -190,7 +190,7 @@ class CongestionLimit:
         """Enough answers at low concurrency: the new baseline; a probe ends."""
         latest = trimmed_mean(list(self._low)[-self._low_new:])
         pooled = trimmed_mean(self._low)
-        if not 1 / GROW_BELOW <= latest / pooled <= GROW_BELOW:
+        if pooled > 0 and not 1 / GROW_BELOW <= latest / pooled <= GROW_BELOW:
             # the server's own latency moved (it is slower or faster for everybody): what
             # came before no longer says what it is
             for _ in range(len(self._low) - self._low_new):
@@ -213,8 +213,8 @@ class CongestionLimit:
         self._window_in_flight = 0
         if self._measured_at is None and self._limit <= self._start:
             # nothing at low concurrency yet: the windows at the starting limit stand in
-            self._first_windows.extend(window)
-            self.baseline = trimmed_mean(self._first_windows[-BASELINE_ANSWERS:])
+            self._first_windows = [*self._first_windows, *window][-BASELINE_ANSWERS:]
+            self.baseline = trimmed_mean(self._first_windows)
         if self.baseline is None:  # fell below its start before a first window: wait for one
             return
         ratio = latency / self.baseline if self.baseline > 0 else 1.0
@@ -243,7 +243,7 @@ class CongestionLimit:
         """Time to measure the baseline: the limit has left its start (the first probe, cheap
         there: few are in flight), or it was measured long ago, or the limit fell on latency
         since (the server may have become slower for everybody)."""
-        if self._measured_at is None:
-            return self._limit > self._start
+        if self._measured_at is None:  # at the cap from the start (--concurrency 8 or less)
+            return self._limit > self._start or self._limit >= self.cap
         age = now - self._measured_at
         return age >= PROBE_INTERVAL_S or self._lowered_since and age >= PROBE_AFTER_LOWERED_S

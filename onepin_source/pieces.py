@@ -108,6 +108,9 @@ class Pieces:
                     self._runs[workflow["id"]] = estimated_runs(workflow, marks)
                     self._requests[workflow["id"]] = estimated_requests(workflow, marks)
                 self.runs_total = sum(self._costs.values())
+                # No new runs anywhere: nothing to make progress on but the open runs, so the
+                # piece's minute and the time box hold from the first workflow on
+                self._progressed = not self.runs_total
             elif not_started := self._not_started():
                 self._queue.extendleft(reversed(not_started))
                 reserved = None

@@ -366,6 +366,18 @@ def test_a_re_load_that_only_re_reads_open_runs_is_one_piece(open_every: int) ->
     assert pieces == [400], pieces
 
 
+def test_a_time_boxed_re_load_without_new_runs_stops_starting_workflows_when_time_is_up(
+        ) -> None:
+    clock = Clock()
+    plan = Pieces(max_duration_s=60, clock=clock)
+    plan.checkpoints = True
+    seen = WorkflowState({"workflow": [None, 10, {}], "open": {"r": "t"}})
+    piece = plan.next_piece(lambda: workflows(*[10] * 30), lambda _: seen)
+    assert len(piece) == 30 and plan.may_start("w0")
+    clock.now = 61
+    assert not plan.may_start("w1") and plan.time_is_up()
+
+
 def test_new_runs_cut_pieces_and_workflows_without_any_ride_along() -> None:
     plan = Pieces()
     plan.checkpoints = True

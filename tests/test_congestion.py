@@ -117,6 +117,32 @@ def test_random_errors_lower_the_limit_once_per_burst_and_it_climbs_back() -> No
     assert faulty.mean_in_flight > 16
 
 
+def test_a_limit_capped_at_its_start_still_measures_its_baseline_and_falls() -> None:
+    """``--concurrency 8`` (the start): the limit never rises past its start, so the first
+    probe comes at the cap; a server of 4 workers then lowers it."""
+    outcome = congestion_model.run(LatencySpec("saturating", 30.0, capacity=4), requests=5000,
+                                   cap=8)
+    assert outcome.probes >= 1 and outcome.lowered >= 1
+    assert outcome.mean_in_flight < 8
+
+
+def test_answers_that_take_no_time_at_all_are_no_error() -> None:
+    clock = Clock()  # never moves: every latency is 0
+    limit = CongestionLimit(32, clock=clock)
+    for _ in range(200):
+        limit.answered(0.0, 4)
+    assert limit.limit >= 1
+
+
+def test_a_bad_latency_knob_is_refused_and_changes_nothing() -> None:
+    faults = FaultConfig(latency_ms=5)
+    with pytest.raises(ValueError, match="unknown latency profile 'slow'"):
+        faults.update({"latency_ms": 50, "latency_profile": "slow"})
+    with pytest.raises(ValueError, match="capacity must be at least 1"):
+        faults.update({"latency_profile": "saturating", "capacity": 0})
+    assert (faults.latency_ms, faults.latency_profile, faults.capacity) == (5, "constant", 16)
+
+
 def test_a_trimmed_mean_leaves_out_the_slowest_twentieth() -> None:
     assert trimmed_mean([1.0] * 19 + [100.0]) == 1.0
     assert trimmed_mean([1.0, 3.0]) == 2.0
