@@ -132,10 +132,6 @@ class CongestionLimit:
         limit = max(1, int(self._limit))
         return min(limit, PROBE_IN_FLIGHT) if self._probing else limit
 
-    @property
-    def probing(self) -> bool:
-        return self._probing
-
     def pace(self, answered: int) -> Pace | None:
         """What to start the next load from (None before any baseline)."""
         if self.baseline is None:
